@@ -1,0 +1,193 @@
+"""The ledger service: consumes every published event and keeps the tamper-evident log.
+
+Entrypoints, in order: the inbox (every exchange the contracts declare), the
+checkpoint timer, RPC for other services, HTTP for auditors and dashboards.
+"""
+from __future__ import annotations
+
+import base64
+import time
+
+from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc
+from nameko.timer import timer
+from nameko.web.handlers import http
+from prometheus_client import Counter, Gauge
+from psycopg_pool import ConnectionPool
+
+from services.ledger import bootstrap, store
+from services.ledger.http_api import api
+from zhuqi.runtime import db  # noqa: F401  (cooperative psycopg before any connection)
+from zhuqi.runtime.hosting import BackgroundLoop, ServiceBase, zhuqi_config
+
+ENTRIES_APPENDED = Counter("zhuqi_ledger_entries_appended_total", "Entries appended to the ledger.")
+LAST_SEQUENCE = Gauge("zhuqi_ledger_last_sequence", "Sequence number of the last ledger entry.")
+CHECKPOINT_AGE = Gauge("zhuqi_ledger_checkpoint_age_seconds", "Seconds since the latest checkpoint was signed.")
+VERIFICATION_FAILURES = Counter("zhuqi_ledger_verification_failures_total", "Self-verifications that failed.")
+
+
+class Ledger:
+    """What entrypoints may do with the stored ledger (reads, checkpoints)."""
+
+    def __init__(self, pool: ConnectionPool, schema: str, signer, checkpoint_interval: float):
+        self.pool, self.schema, self.signer = pool, schema, signer
+        self.checkpoint_interval = checkpoint_interval
+        self.inbox = None
+
+    def tree_size(self) -> int:
+        with self.pool.connection() as conn:
+            return store.tree_size(conn, self.schema)
+
+    def entries(self, after: int, limit: int) -> list[dict]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                f'SELECT {", ".join(store.ENTRY_COLUMNS[:8])} FROM "{self.schema}".entries '
+                "WHERE seq > %s ORDER BY seq LIMIT %s", (after, limit)).fetchall()
+        keys = store.ENTRY_COLUMNS[:8]
+        return [dict(zip(keys, row)) for row in rows]
+
+    def entry(self, seq: int) -> dict | None:
+        rows = self.entries(seq - 1, 1)
+        if not rows or rows[0]["seq"] != seq:
+            return None
+        bundle = self.proof_bundle(rows[0]["subject"])
+        return next(e for e in bundle["entries"] if e["seq"] == seq) | {"checkpoint": bundle["checkpoint"]}
+
+    def latest_checkpoint(self):
+        with self.pool.connection() as conn:
+            return store.latest_checkpoint(conn, self.schema)
+
+    def sign_checkpoint(self):
+        with self.pool.connection() as conn:
+            cp = store.sign_checkpoint(conn, self.signer, schema=self.schema)
+        CHECKPOINT_AGE.set(0)
+        return cp
+
+    def sign_if_due(self):
+        latest = self.latest_checkpoint()
+        size = self.tree_size()
+        LAST_SEQUENCE.set(size)
+        age = None
+        if latest is not None:
+            age = time.time() - latest.created_at.timestamp()
+            CHECKPOINT_AGE.set(age)
+        if latest is None or (latest.tree_size < size and age >= self.checkpoint_interval):
+            return self.sign_checkpoint()
+        return None
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        with self.pool.connection() as conn:
+            return store.consistency_proof(conn, first, second, self.schema)
+
+    def proof_bundle(self, subject: str) -> dict:
+        with self.pool.connection() as conn:
+            return store.proof_bundle(conn, subject, self.schema)
+
+    def status(self) -> dict:
+        latest = self.latest_checkpoint()
+        inbox = self.inbox.state if self.inbox is not None else None
+        return {
+            "tree_size": self.tree_size(),
+            "checkpoint": None if latest is None else {"tree_size": latest.tree_size,
+                                                       "root": base64.b64encode(latest.root).decode(),
+                                                       "created_at": str(latest.created_at)},
+            "inbox": None if inbox is None else {"connected": inbox.connected, "applied": inbox.applied,
+                                                 "duplicates": inbox.duplicates, "dead_lettered": inbox.dead_lettered,
+                                                 "gaps": len(inbox.gaps), "positions": inbox.last_seen},
+        }
+
+
+class LedgerAccess(DependencyProvider):
+    def setup(self):
+        config = zhuqi_config()
+        bootstrap.migrate(config)
+        self.pool = ConnectionPool(bootstrap.writer_dsn(config), min_size=1, max_size=4, open=True,
+                                   kwargs={"autocommit": True})
+        self.ledger = Ledger(self.pool, bootstrap.schema(config), bootstrap.signer(config),
+                             float(config.service("ledger").extra.get("checkpoint_interval", 60)))
+
+    def stop(self):
+        self.pool.close()
+
+    kill = stop
+
+    def get_dependency(self, worker_ctx):
+        return self.ledger
+
+
+def _build_inbox(container):
+    inbox = bootstrap.build_inbox(zhuqi_config())
+    apply = inbox.apply
+
+    def counted(conn, envelopes):
+        apply(conn, envelopes)
+        ENTRIES_APPENDED.inc(len(envelopes))
+
+    inbox.apply = counted
+    return inbox
+
+
+class LedgerService(ServiceBase):
+    name = "ledger"
+    api = api
+
+    ledger = LedgerAccess()
+    inbox = BackgroundLoop(_build_inbox)
+
+    # -- consuming: the inbox runs in the background (see BackgroundLoop) ------------
+    # -- checkpoints ------------------------------------------------------------------
+    @timer(interval=5)
+    def sign_checkpoint_when_due(self):
+        self.ledger.inbox = self.inbox
+        self.ledger.sign_if_due()
+
+    # -- RPC --------------------------------------------------------------------------
+    @rpc
+    def tree_size(self) -> int:
+        return self.ledger.tree_size()
+
+    @rpc
+    def history(self, subject: str) -> dict:
+        return self.ledger.proof_bundle(subject)
+
+    @rpc
+    def checkpoint(self) -> dict:
+        cp = self.ledger.sign_checkpoint()
+        return {"tree_size": cp.tree_size, "note": cp.note}
+
+    # -- HTTP -------------------------------------------------------------------------
+    def health_report(self) -> dict:
+        self.ledger.inbox = self.inbox
+        status = self.ledger.status()
+        inbox = status["inbox"] or {}
+        return {"ledger": {"ok": bool(inbox.get("connected")), "tree_size": status["tree_size"],
+                           "applied": inbox.get("applied", 0), "dead_lettered": inbox.get("dead_lettered", 0)}}
+
+    @http("GET", "/entries")
+    def http_list_entries(self, request):
+        return api.handle("list_entries", request, self.ledger)
+
+    @http("GET", "/entries/<seq>")
+    def http_get_entry(self, request, seq):
+        return api.handle("get_entry", request, self.ledger, seq=seq)
+
+    @http("GET", "/checkpoints/latest")
+    def http_latest_checkpoint(self, request):
+        return api.handle("latest_checkpoint", request, self.ledger)
+
+    @http("POST", "/checkpoints")
+    def http_sign_checkpoint(self, request):
+        return api.handle("sign_checkpoint", request, self.ledger)
+
+    @http("GET", "/proofs/consistency")
+    def http_consistency(self, request):
+        return api.handle("consistency", request, self.ledger)
+
+    @http("GET", "/history/<subject>")
+    def http_subject_history(self, request, subject):
+        return api.handle("subject_history", request, self.ledger, subject=subject)
+
+    @http("GET", "/status")
+    def http_status(self, request):
+        self.ledger.inbox = self.inbox
+        return api.handle("status", request, self.ledger)
