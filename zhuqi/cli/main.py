@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from zhuqi.cli import contracts as contracts_commands
 from zhuqi.cli import dlq as dlq_commands
 from zhuqi.cli import processes, registry as registry_commands
 from zhuqi.runtime import config as config_module
@@ -34,6 +35,7 @@ cli.add_command(processes.status)
 cli.add_command(processes.serve)
 cli.add_command(processes.relay)
 cli.add_command(dlq_commands.dlq)
+cli.add_command(contracts_commands.contracts)
 cli.add_command(registry_commands.registry)
 
 
