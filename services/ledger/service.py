@@ -6,6 +6,7 @@ checkpoint timer, RPC for other services, HTTP for auditors and dashboards.
 from __future__ import annotations
 
 import base64
+import logging
 import time
 
 from nameko.extensions import DependencyProvider
@@ -20,6 +21,7 @@ from services.ledger.http_api import api
 from zhuqi.runtime import db  # noqa: F401  (cooperative psycopg before any connection)
 from zhuqi.runtime.hosting import BackgroundLoop, ServiceBase, zhuqi_config
 
+log = logging.getLogger("zhuqi.ledger")
 ENTRIES_APPENDED = Counter("zhuqi_ledger_entries_appended_total", "Entries appended to the ledger.")
 LAST_SEQUENCE = Gauge("zhuqi_ledger_last_sequence", "Sequence number of the last ledger entry.")
 CHECKPOINT_AGE = Gauge("zhuqi_ledger_checkpoint_age_seconds", "Seconds since the latest checkpoint was signed.")
@@ -29,9 +31,11 @@ VERIFICATION_FAILURES = Counter("zhuqi_ledger_verification_failures_total", "Sel
 class Ledger:
     """What entrypoints may do with the stored ledger (reads, checkpoints)."""
 
-    def __init__(self, pool: ConnectionPool, schema: str, signer, checkpoint_interval: float):
+    def __init__(self, pool: ConnectionPool, schema: str, signer, checkpoint_interval: float, verify_interval: float):
         self.pool, self.schema, self.signer = pool, schema, signer
         self.checkpoint_interval = checkpoint_interval
+        self.verify_interval = verify_interval
+        self.last_verified = 0.0
         self.inbox = None
 
     def tree_size(self) -> int:
@@ -75,6 +79,23 @@ class Ledger:
             return self.sign_checkpoint()
         return None
 
+    def verify(self):
+        """Check the whole stored ledger against our own key; count and log a failure."""
+        from services.ledger.verify import verify_postgres
+
+        with self.pool.connection() as conn:
+            verdict = verify_postgres(conn, self.schema, verifier=self.signer.verifier)
+        self.last_verified = time.time()
+        if not verdict.ok:
+            VERIFICATION_FAILURES.inc()
+            log.error("ledger self-verification failed", extra={"verdict": verdict.to_dict()})
+        return verdict
+
+    def verify_if_due(self):
+        if time.time() - self.last_verified >= self.verify_interval:
+            return self.verify()
+        return None
+
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         with self.pool.connection() as conn:
             return store.consistency_proof(conn, first, second, self.schema)
@@ -104,7 +125,8 @@ class LedgerAccess(DependencyProvider):
         self.pool = ConnectionPool(bootstrap.writer_dsn(config), min_size=1, max_size=4, open=True,
                                    kwargs={"autocommit": True})
         self.ledger = Ledger(self.pool, bootstrap.schema(config), bootstrap.signer(config),
-                             float(config.service("ledger").extra.get("checkpoint_interval", 60)))
+                             float(config.service("ledger").extra.get("checkpoint_interval", 60)),
+                             float(config.service("ledger").extra.get("verify_interval", 3600)))
 
     def stop(self):
         self.pool.close()
@@ -140,6 +162,10 @@ class LedgerService(ServiceBase):
     def sign_checkpoint_when_due(self):
         self.ledger.inbox = self.inbox
         self.ledger.sign_if_due()
+
+    @timer(interval=60)
+    def verify_when_due(self):
+        self.ledger.verify_if_due()
 
     # -- RPC --------------------------------------------------------------------------
     @rpc

@@ -38,7 +38,10 @@ class ConsumerQueue:
             bindings=[],
             durable=True,
             auto_delete=False,
-            queue_arguments={"x-dead-letter-exchange": DLX.name, "x-dead-letter-routing-key": self.name},
+            # One consumer at a time keeps per-publisher order when several instances run;
+            # the others stand by and take over on failure.
+            queue_arguments={"x-dead-letter-exchange": DLX.name, "x-dead-letter-routing-key": self.name,
+                             "x-single-active-consumer": True},
         )
 
     def dead_letter_queue(self) -> Queue:
