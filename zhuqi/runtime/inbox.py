@@ -223,7 +223,7 @@ class InboxConsumer:
             try:
                 if self._db is not None:
                     self._db.close()
-                self._db = psycopg.connect(self.dsn)
+                self._db = psycopg.connect(self.dsn, autocommit=True)
                 return
             except psycopg.Error:
                 log.warning("database unavailable, inbox waiting", extra={"consumer": self.consumer})
@@ -251,7 +251,7 @@ class InboxConsumer:
 
     def _session(self) -> None:
         if self._db is None or self._db.closed:
-            self._db = psycopg.connect(self.dsn)
+            self._db = psycopg.connect(self.dsn, autocommit=True)
         self._load_positions()
         with kombu.Connection(self.amqp_uri, heartbeat=self.heartbeat) as conn:
             channel = conn.channel()
