@@ -207,4 +207,7 @@ def check_reachable(config: Config, timeout: float = 3.0) -> None:
     try:
         psycopg.connect(config.postgres_dsn, connect_timeout=int(timeout)).close()
     except psycopg.Error as exc:
+        if getattr(exc, "sqlstate", None) == "3D000" or "does not exist" in str(exc) and "database" in str(exc):
+            return  # the server answers; the database is created on first start
+
         raise ConfigError("postgres.dsn", config.postgres_dsn, f"database refused the connection ({str(exc).strip()})") from None

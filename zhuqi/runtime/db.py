@@ -37,9 +37,23 @@ def transaction(dsn: str) -> Iterator[psycopg.Connection]:
             yield conn
 
 
+@contextmanager
+def advisory_lock(dsn: str, name: str) -> Iterator[None]:
+    """Hold a cluster-wide lock while creating tables: DDL of two processes must not interleave."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (name,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (name,))
+
+
 def ensure_schema(dsn: str, schema: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        try:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        except psycopg.errors.UniqueViolation:
+            pass  # created at the same moment by another process or dependency: that is fine
 
 
 def ensure_database(dsn: str) -> bool:

@@ -111,8 +111,11 @@ def _coerce_query(value: str, schema: dict) -> Any:
 
 
 class Api:
-    def __init__(self, title: str, version: str, description: str = ""):
+    def __init__(self, title: str, version: str, description: str = "",
+                 problem_for: Callable[[Exception], "Problem | None"] | None = None):
+        """`problem_for` turns a service's own domain errors into problems (None: not ours)."""
         self.title, self.version, self.description = title, version, description
+        self.problem_for = problem_for or (lambda exc: None)
         self.routes: dict[str, Route] = {}
 
     def route(self, method: str, path: str, *, summary: str, body: dict | None = None,
@@ -143,7 +146,10 @@ class Api:
             return json_response(payload, status)
         except Problem as problem:
             return problem.response()
-        except Exception:  # noqa: BLE001 - never leak a traceback to a client
+        except Exception as exc:  # noqa: BLE001 - never leak a traceback to a client
+            problem = self.problem_for(exc)
+            if problem is not None:
+                return problem.response()
             log.exception("unhandled error in HTTP handler", extra={"route": name})
             return Problem(500, "Internal error", "the server failed; the incident is logged").response()
 

@@ -36,7 +36,8 @@ Translate = Callable[[object], "PublishedEvent | None"]
 class RelayState:
     position: int = 0          # last notification id handled (published or internal)
     last_published: int = 0    # notification id of the last event actually published
-    active: bool = False       # holds the advisory lock
+    active: bool = False       # holds the advisory lock and publishes
+    standby: bool = False      # another process's relay holds the lock; this one waits
     connected: bool = False
 
 
@@ -136,10 +137,10 @@ class OutboxRelay:
     def _session(self, idle_wait: float) -> None:
         self._listen = psycopg.connect(self.dsn, autocommit=True)
         while not self._acquire():
-            self.state.active = False
+            self.state.standby = True
             if self.stopped.wait(idle_wait):
                 return
-        self.state.active = True
+        self.state.standby, self.state.active = False, True
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             self.ensure_table(conn)
             self.load_position(conn)
@@ -155,7 +156,7 @@ class OutboxRelay:
                     self.publisher.connection.heartbeat_check()
 
     def _teardown(self) -> None:
-        self.state.active = self.state.connected = False
+        self.state.active = self.state.connected = self.state.standby = False
         self.publisher.close()
         if self._listen is not None:
             try:

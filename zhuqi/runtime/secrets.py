@@ -14,9 +14,10 @@ from pathlib import Path
 from zhuqi.runtime.config import Config
 
 KEYS = {
-    "master": 32,        # wraps each volunteer's personal-data key; also the event-store cipher
+    "master": 32,        # wraps each volunteer's personal-data key
     "phone_pepper": 32,  # HMAC key for phone-number lookups (phone numbers are low entropy)
     "rpc": 32,           # seals RPC payloads on the broker
+    "event_store": 32,   # eventsourcing's application-level cipher: stored events encrypted at rest
 }
 
 
