@@ -6,16 +6,32 @@ event. Nothing here decides anything: the rules live in `domain/`.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from nameko.web.handlers import http
 
 from services.registry import bootstrap
 from services.registry.domain.enterprise import EnterpriseRegistration
-from services.registry.domain.errors import RegistryError
+from services.registry.domain.errors import Problem, RegistryError, ValidationError
 from services.registry.domain.volunteer import VolunteerRegistration
 from services.registry.http_api import api
 from zhuqi.runtime.hosting import BackgroundLoop, ServiceBase, zhuqi_config
+
+
+def _registration(cls, payload):
+    """Build a registration from an RPC payload; missing or unknown fields are a ValidationError."""
+    if not isinstance(payload, dict):
+        raise ValidationError([Problem("registration", repr(payload)[:100], "object", "must be an object of fields")])
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    required = [n for n, f in fields.items() if f.default is dataclasses.MISSING and n != "post"]
+    problems = [Problem(n, None, "required", f"{n} is required") for n in required if n not in payload]
+    problems += [Problem(n, payload[n], "known_field", f"{n} is not a field of {cls.__name__}")
+                 for n in payload if n not in fields]
+    if problems:
+        raise ValidationError(problems)
+    return cls(**({"post": None} if "post" in fields else {}) | payload)
 
 
 class Registry(DependencyProvider):
@@ -56,7 +72,7 @@ class RegistryService(ServiceBase):
     # -- RPC: volunteers -------------------------------------------------------------
     @rpc(expected_exceptions=RegistryError)
     def register_volunteer(self, registration: dict) -> str:
-        return str(self.registry.register_volunteer(VolunteerRegistration(**{"post": None, **registration})))
+        return str(self.registry.register_volunteer(_registration(VolunteerRegistration, registration)))
 
     @rpc(expected_exceptions=RegistryError)
     def add_honour(self, volunteer_id: str, honour: dict) -> None:
@@ -104,17 +120,18 @@ class RegistryService(ServiceBase):
     # -- RPC: enterprises ------------------------------------------------------------
     @rpc(expected_exceptions=RegistryError)
     def register_enterprise(self, registration: dict) -> str:
-        return str(self.registry.register_enterprise(EnterpriseRegistration(**registration)))
+        return str(self.registry.register_enterprise(_registration(EnterpriseRegistration, registration)))
 
     @rpc(expected_exceptions=RegistryError)
     def register_enterprises(self, registrations: list[dict]) -> dict:
-        result = self.registry.register_many_enterprises([EnterpriseRegistration(**r) for r in registrations])
+        result = self.registry.register_many_enterprises(
+            [_registration(EnterpriseRegistration, r) for r in registrations])
         return {"created": [str(i) for _, i in result.created], "unchanged": len(result.unchanged)}
 
     @rpc(expected_exceptions=RegistryError)
     def register_volunteers(self, registrations: list[dict]) -> dict:
         result = self.registry.register_many_volunteers(
-            [VolunteerRegistration(**{"post": None, **r}) for r in registrations])
+            [_registration(VolunteerRegistration, r) for r in registrations])
         return {"created": [str(i) for _, i in result.created], "unchanged": len(result.unchanged)}
 
     @rpc(expected_exceptions=RegistryError)

@@ -38,6 +38,13 @@ def decode(blob) -> object:
     return json.loads(_cipher().decrypt(bytes(blob[:12]), bytes(blob[12:]), None))
 
 
+def register() -> None:
+    """Make the serializer known to kombu (nameko services do this from their settings)."""
+    import kombu.serialization
+
+    kombu.serialization.register(NAME, encode, decode, content_type=CONTENT_TYPE, content_encoding="binary")
+
+
 def nameko_settings() -> dict:
     return {
         "serializer": NAME,
