@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from services.registry.application import RegistryApplication
-from services.registry.published_events import to_published
+from eventsourcing.utils import get_topic
+
+from services.registry.published_events import MAPPING, to_published
 from zhuqi.runtime import db, secrets
 from zhuqi.runtime.config import Config
 from zhuqi.runtime.envelope import PublishedEvent
@@ -40,4 +42,5 @@ def build_relay(config: Config, app: RegistryApplication | None = None) -> Outbo
         amqp_uri=config.amqp_uri, dsn=config.postgres_dsn, schema=config.service(SERVICE).schema,
         batch_size=outbox["batch_size"], confirm_timeout=outbox["confirm_timeout"],
         heartbeat=config.raw["amqp"]["heartbeat"],
+        topics=tuple(get_topic(cls) for cls in MAPPING),
     )

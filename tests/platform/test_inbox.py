@@ -61,7 +61,7 @@ def test_bad_messages_are_dead_lettered_with_a_reason_and_do_not_block(ledger_on
     reasons = [d.reason for d in letters]
     assert reasons[0].startswith("malformed envelope: not JSON")
     assert reasons[1].startswith("unknown event type") and "volunteer_teleported" in reasons[1]
-    assert reasons[2].startswith("schema violation") and "'unit' is a required property" in reasons[2]
+    assert reasons[2].startswith("schema violation") and '"unit" is a required property' in reasons[2]
     # Listing does not consume them.
     assert len(dlq.list_dead_letters(stack.amqp_uri, "ledger")) == 3
     assert inbox_status(stack)["dead_lettered"] == 3

