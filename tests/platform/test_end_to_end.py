@@ -90,3 +90,18 @@ def test_no_phone_number_in_plain_text_anywhere(running_stack, wiretap):
             assert secret not in _all_rows_as_text(schema), f"{secret} is stored in plain text in {schema}"
         for log in ("registry", "ledger"):
             assert secret not in running_stack.log(log)
+
+
+def test_logs_are_json_lines_with_the_correlation_id(running_stack):
+    import json as json_module
+    import urllib.request
+
+    request = urllib.request.Request(running_stack.url("registry") + "/units", headers={"X-Correlation-Id": "audit-42"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["X-Correlation-Id"] == "audit-42"
+
+    def logged():
+        lines = [json_module.loads(line) for line in running_stack.log("registry").splitlines() if line.startswith("{")]
+        return [line for line in lines if line.get("correlation_id") == "audit-42"]
+    lines = wait_for(logged, 10, message="the access log line")
+    assert lines[0]["msg"] == "http request" and lines[0]["status"] == 200 and lines[0]["service"] == "registry"

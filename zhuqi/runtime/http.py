@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from jsonschema import Draft202012Validator
 from werkzeug.wrappers import Request, Response
 
+from zhuqi.runtime.logs import correlation_id, new_correlation_id
+
 log = logging.getLogger("zhuqi.http")
+_CORRELATION = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 PROBLEM_TYPE = "https://zhuqi.suzhou/problems/"
 PROBLEM_SCHEMA = {
@@ -129,6 +133,22 @@ class Api:
 
     # -- dispatching ------------------------------------------------------------
     def handle(self, name: str, request: Request, context: Any, **path: str) -> Response:
+        """Run a route with its correlation id in every log line; log one access line."""
+        given = request.headers.get("X-Correlation-Id", "")
+        cid = given if _CORRELATION.fullmatch(given) else new_correlation_id()
+        token = correlation_id.set(cid)
+        started = time.perf_counter()
+        try:
+            response = self._handle(name, request, context, **path)
+            response.headers["X-Correlation-Id"] = cid
+            log.info("http request", extra={"method": request.method, "path": request.path, "route": name,
+                                            "status": response.status_code,
+                                            "ms": round((time.perf_counter() - started) * 1000, 1)})
+            return response
+        finally:
+            correlation_id.reset(token)
+
+    def _handle(self, name: str, request: Request, context: Any, **path: str) -> Response:
         route = self.routes[name]
         try:
             kwargs = dict(path)
