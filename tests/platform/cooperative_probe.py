@@ -2,13 +2,17 @@
 
 Usage: cooperative_probe.py PORT DSN [blocking]
 With "blocking", psycopg's C wait function is put back after the runtime is
-imported, to show that the test can tell the difference.
+imported, to show that the test can tell the difference. eventlet's hub
+blocking detector runs throughout: it reports any call that holds the hub for
+more than half a second.
 """
 import eventlet
 
 eventlet.monkey_patch()
 
 import sys  # noqa: E402
+
+import eventlet.debug  # noqa: E402
 
 import psycopg.waiting  # noqa: E402
 from nameko import config  # noqa: E402
@@ -20,6 +24,8 @@ from zhuqi.runtime import db  # noqa: E402
 PORT, DSN = int(sys.argv[1]), sys.argv[2]
 if len(sys.argv) > 3 and sys.argv[3] == "blocking":
     psycopg.waiting.wait = psycopg.waiting.wait_c
+
+eventlet.debug.hub_blocking_detection(True, resolution=0.5)
 
 
 class Probe:

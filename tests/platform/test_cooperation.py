@@ -18,10 +18,11 @@ from tests.conftest import TEST_DSN, free_port, http, wait_for
 PROBE = Path(__file__).with_name("cooperative_probe.py")
 
 
-def _fast_call_latency_during_slow_query(mode: str) -> float:
+def _fast_call_latency_during_slow_query(mode: str) -> tuple[float, str]:
+    """Latency of a trivial call while another worker runs a 2 s query; and the probe's stderr."""
     port = free_port()
     args = [sys.executable, str(PROBE), str(port), TEST_DSN] + ([mode] if mode else [])
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
 
@@ -44,17 +45,23 @@ def _fast_call_latency_during_slow_query(mode: str) -> float:
         elapsed = time.perf_counter() - started
         assert status == 200
         slow.join()
-        return elapsed
     finally:
         proc.terminate()
-        proc.wait(10)
+        _, stderr = proc.communicate(timeout=10)
+    return elapsed, stderr
 
 
 def test_slow_query_does_not_delay_another_entrypoint():
-    assert _fast_call_latency_during_slow_query("") < 0.5
+    elapsed, stderr = _fast_call_latency_during_slow_query("")
+    assert elapsed < 0.5
+    assert "Blocking detector ALARMED" not in stderr
 
 
 def test_control_blocking_wait_function_is_detected():
     if not hasattr(__import__("psycopg").waiting, "wait_c"):
         pytest.skip("psycopg C extension not installed: no blocking wait function to compare with")
-    assert _fast_call_latency_during_slow_query("blocking") > 1.0
+    elapsed, stderr = _fast_call_latency_during_slow_query("blocking")
+    # The detector interrupts the blocked call after its resolution (0.5 s), so the
+    # trivial call is late by at least that much instead of the whole 2 s.
+    assert elapsed > 0.5
+    assert "Blocking detector ALARMED" in stderr
