@@ -65,3 +65,25 @@ def test_control_blocking_wait_function_is_detected():
     # trivial call is late by at least that much instead of the whole 2 s.
     assert elapsed > 0.5
     assert "Blocking detector ALARMED" in stderr
+
+
+def test_service_database_paths_never_block_the_hub(stack_factory):
+    """The registry and ledger, run with eventlet's blocking detector, serve HTTP and RPC
+    commands and queries, relay and consume, without holding the hub for 0.5 s."""
+    from tests.conftest import http
+    from zhuqi.cli.demo import sample_volunteer
+    from zhuqi.runtime import rpc
+
+    stack = stack_factory()
+    stack.env["ZHUQI_BLOCKING_DETECTION"] = "0.5"
+    stack.start("ledger")
+    stack.start("registry")
+    ids = [http("POST", stack.url("registry") + "/volunteers", sample_volunteer())[1]["id"] for _ in range(5)]
+    with rpc.cluster(stack.config()) as cluster:
+        ids += [cluster.registry.register_volunteer(sample_volunteer()) for _ in range(5)]
+        cluster.registry.list_volunteers(unit="zjg")
+    assert http("GET", stack.url("registry") + "/volunteers?unit=zjg")[0] == 200
+    wait_for(lambda: len(stack.ledger_entries()) == 10, 30, message="all ten in the ledger")
+    assert http("POST", stack.url("ledger") + "/checkpoints")[0] == 201
+    for service in ("registry", "ledger"):
+        assert "Blocking detector ALARMED" not in stack.log(service), stack.log(service)[-3000:]

@@ -11,6 +11,7 @@ eventlet.monkey_patch()
 import argparse  # noqa: E402
 import importlib  # noqa: E402
 import logging  # noqa: E402
+import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
@@ -45,6 +46,13 @@ def main(argv=None) -> int:
 
     from nameko import config as nameko_global
     from nameko.runners import ServiceRunner
+
+    if (resolution := os.environ.get("ZHUQI_BLOCKING_DETECTION")):
+        # Diagnosis: report (with a traceback) any call that holds eventlet's hub
+        # longer than this many seconds, i.e. that stalls every other entrypoint.
+        import eventlet.debug
+
+        eventlet.debug.hub_blocking_detection(True, resolution=float(resolution))
 
     nameko_global.setup(nameko_config(config, args.service))
     runner = ServiceRunner()
