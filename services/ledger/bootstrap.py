@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -51,11 +52,12 @@ def signer(config: Config) -> Signer:
     return parse_signer_key(path.read_text().strip())
 
 
-def build_inbox(config: Config) -> InboxConsumer:
+def build_inbox(config: Config, on_appended: Callable[[int], None] = lambda n: None) -> InboxConsumer:
+    """The ledger's consumer: tracking rows and ledger entries commit together."""
     ledger_schema = schema(config)
 
     def append(conn: psycopg.Connection, envelopes: list[Envelope]) -> None:
-        store.append(conn, [(e.raw, {**e.attributes, "data": e.data}) for e in envelopes], ledger_schema)
+        on_appended(store.append(conn, [(e.raw, {**e.attributes, "data": e.data}) for e in envelopes], ledger_schema))
 
     inbox = config.section("inbox")
     return InboxConsumer(

@@ -119,17 +119,28 @@ class Ledger:
 
 
 class LedgerAccess(DependencyProvider):
+    """The stored ledger of this process, shared by every worker and the inbox."""
+
+    ledger = None
+
+    def access(self) -> Ledger:
+        if self.ledger is None:
+            config = zhuqi_config()
+            bootstrap.migrate(config)
+            self.pool = ConnectionPool(bootstrap.writer_dsn(config), min_size=1, max_size=4, open=True,
+                                       kwargs={"autocommit": True})
+            settings = config.service("ledger").extra
+            self.ledger = Ledger(self.pool, bootstrap.schema(config), bootstrap.signer(config),
+                                 float(settings.get("checkpoint_interval", 60)),
+                                 float(settings.get("verify_interval", 3600)))
+        return self.ledger
+
     def setup(self):
-        config = zhuqi_config()
-        bootstrap.migrate(config)
-        self.pool = ConnectionPool(bootstrap.writer_dsn(config), min_size=1, max_size=4, open=True,
-                                   kwargs={"autocommit": True})
-        self.ledger = Ledger(self.pool, bootstrap.schema(config), bootstrap.signer(config),
-                             float(config.service("ledger").extra.get("checkpoint_interval", 60)),
-                             float(config.service("ledger").extra.get("verify_interval", 3600)))
+        self.access()
 
     def stop(self):
-        self.pool.close()
+        if self.ledger is not None:
+            self.pool.close()
 
     kill = stop
 
@@ -138,14 +149,9 @@ class LedgerAccess(DependencyProvider):
 
 
 def _build_inbox(container):
-    inbox = bootstrap.build_inbox(zhuqi_config())
-    apply = inbox.apply
-
-    def counted(conn, envelopes):
-        apply(conn, envelopes)
-        ENTRIES_APPENDED.inc(len(envelopes))
-
-    inbox.apply = counted
+    access = next(d for d in container.dependencies if isinstance(d, LedgerAccess))
+    inbox = bootstrap.build_inbox(zhuqi_config(), on_appended=ENTRIES_APPENDED.inc)
+    access.access().inbox = inbox
     return inbox
 
 
@@ -160,7 +166,6 @@ class LedgerService(ServiceBase):
     # -- checkpoints ------------------------------------------------------------------
     @timer(interval=5)
     def sign_checkpoint_when_due(self):
-        self.ledger.inbox = self.inbox
         self.ledger.sign_if_due()
 
     @timer(interval=60)
@@ -183,7 +188,6 @@ class LedgerService(ServiceBase):
 
     # -- HTTP -------------------------------------------------------------------------
     def health_report(self) -> dict:
-        self.ledger.inbox = self.inbox
         status = self.ledger.status()
         inbox = status["inbox"] or {}
         return {"ledger": {"ok": bool(inbox.get("connected")), "tree_size": status["tree_size"],
@@ -215,5 +219,4 @@ class LedgerService(ServiceBase):
 
     @http("GET", "/status")
     def http_status(self, request):
-        self.ledger.inbox = self.inbox
         return api.handle("status", request, self.ledger)
