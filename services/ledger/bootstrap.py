@@ -10,6 +10,7 @@ import psycopg
 
 from services.ledger import store
 from services.ledger.checkpoint import Signer, generate_key, parse_signer_key
+from zhuqi.runtime import db
 from zhuqi.runtime.config import Config
 from zhuqi.runtime.envelope import Envelope
 from zhuqi.runtime.inbox import InboxConsumer, ensure_tracking_table
@@ -34,9 +35,11 @@ def writer_dsn(config: Config) -> str:
 
 
 def migrate(config: Config) -> None:
-    with psycopg.connect(config.postgres_dsn, autocommit=True) as conn:
-        store.migrate(conn, schema(config), store.DEFAULT_WRITER_ROLE)
-    ensure_tracking_table(config.postgres_dsn, schema(config), CONSUMER, grant_to=store.DEFAULT_WRITER_ROLE)
+    # Two instances starting together must not run DDL and GRANTs at the same time.
+    with db.advisory_lock(config.postgres_dsn, f"zhuqi.schema.{schema(config)}"):
+        with psycopg.connect(config.postgres_dsn, autocommit=True) as conn:
+            store.migrate(conn, schema(config), store.DEFAULT_WRITER_ROLE)
+        ensure_tracking_table(config.postgres_dsn, schema(config), CONSUMER, grant_to=store.DEFAULT_WRITER_ROLE)
 
 
 def signer(config: Config) -> Signer:

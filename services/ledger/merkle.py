@@ -305,3 +305,89 @@ def needed_subtrees(compute: Callable[[SubtreeHash], object]) -> set[tuple[int, 
 
     compute(record)
     return wanted
+
+
+def range_nodes(begin: int, end: int) -> list[tuple[int, int]]:
+    """(level, index) of the maximal perfect subtrees that exactly cover leaves [begin, end), left to right.
+
+    For begin == 0 this is `frontier_positions(end)`.  A range that does not
+    start at leaf 0 has subtrees that grow towards the middle and shrink again.
+    """
+    if not 0 <= begin <= end:
+        raise ValueError(f"empty or inverted leaf range [{begin}, {end})")
+    nodes = []
+    pos = begin
+    while pos < end:
+        level = 0
+        while (pos >> level) & 1 == 0 and pos + (2 << level) <= end:
+            level += 1
+        nodes.append((level, pos >> level))
+        pos += 1 << level
+    return nodes
+
+
+class LeafRange:
+    """Compact range of leaves [begin, end): the hashes of `range_nodes(begin, end)`.
+
+    Verification splits a long ledger into consecutive slices checked in
+    parallel; each slice builds the subtrees of its own leaves here, and
+    `joined` combines a prefix [0, b) with a slice [b, e) into the tree of the
+    first e leaves, so the roots the checkpoints sign can still be compared.
+    """
+
+    __slots__ = ("begin", "end", "hashes")
+
+    def __init__(self, begin: int = 0, end: int | None = None, hashes: Iterable[bytes] = ()) -> None:
+        self.begin = begin
+        self.end = begin if end is None else end
+        self.hashes = list(hashes)
+        if len(self.hashes) != len(range_nodes(begin, self.end)):
+            raise ValueError(f"leaves [{begin}, {self.end}) need {len(range_nodes(begin, self.end))} subtree hashes")
+
+    def push(self, leaf: bytes) -> None:
+        """Append the hash of leaf `end` (the hot path of verification)."""
+        index, level, begin = self.end, 0, self.begin
+        hashes = self.hashes
+        # The new node is a right child while its index is odd; its left sibling is
+        # the previous node only if that sibling lies inside the range.
+        while index & 1 and (index - 1) << level >= begin:
+            leaf = hashlib.sha256(b"\x01" + hashes.pop() + leaf).digest()
+            index >>= 1
+            level += 1
+        hashes.append(leaf)
+        self.end += 1
+
+    def copy(self) -> "LeafRange":
+        return LeafRange(self.begin, self.end, self.hashes)
+
+    def joined(self, other: "LeafRange") -> "LeafRange":
+        """The range [self.begin, other.end) made of this range followed by `other`."""
+        if other.begin != self.end:
+            raise ValueError(f"range [{other.begin}, {other.end}) does not continue [{self.begin}, {self.end})")
+        levels = [level for level, _ in range_nodes(self.begin, self.end)]
+        indices = [index for _, index in range_nodes(self.begin, self.end)]
+        hashes = list(self.hashes)
+        for (level, index), h in zip(range_nodes(other.begin, other.end), other.hashes):
+            levels.append(level)
+            indices.append(index)
+            hashes.append(h)
+            # Merge siblings: equal levels and the right one at an odd index.
+            while len(levels) >= 2 and levels[-1] == levels[-2] and indices[-1] & 1:
+                right, left = hashes.pop(), hashes.pop()
+                levels.pop()
+                indices.pop()
+                hashes.append(hash_children(left, right))
+                levels[-1] += 1
+                indices[-1] >>= 1
+        return LeafRange(self.begin, other.end, hashes)
+
+    def root(self) -> bytes:
+        """MTH of leaves [0, end); only a range that starts at leaf 0 has one."""
+        if self.begin != 0:
+            raise ValueError("only a range starting at leaf 0 has a tree root")
+        if not self.hashes:
+            return EMPTY_ROOT
+        r = self.hashes[-1]
+        for h in reversed(self.hashes[:-1]):
+            r = hash_children(h, r)
+        return r

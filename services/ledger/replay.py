@@ -23,7 +23,7 @@ from psycopg import sql
 from zhuqi.projections import registry
 
 from .store import DEFAULT_SCHEMA
-from .verify import FETCH_BATCH, open_export
+from .verify import FETCH_BATCH, _gc_paused, open_export
 
 CAMPAIGN_TZ = timezone(timedelta(hours=8), "CST")
 
@@ -37,7 +37,8 @@ def as_of_instant(as_of: date | datetime) -> datetime:
 
 def _pg_events(conn: psycopg.Connection, schema: str) -> Iterator[tuple[str, str, str]]:
     query = sql.SQL("SELECT type, time, envelope FROM {s}.entries ORDER BY seq").format(s=sql.Identifier(schema))
-    with conn.transaction(), conn.cursor(name="zhuqi_ledger_replay") as cur:
+    # Binary results: no text parsing of the columns on the client (as in verify.pg_rows).
+    with conn.transaction(), conn.cursor(name="zhuqi_ledger_replay", binary=True) as cur:
         cur.itersize = FETCH_BATCH
         cur.execute(query)
         while batch := cur.fetchmany(FETCH_BATCH):
@@ -46,9 +47,8 @@ def _pg_events(conn: psycopg.Connection, schema: str) -> Iterator[tuple[str, str
 
 def _sqlite_events(path: str | Path) -> Iterator[tuple[str, str, str]]:
     with closing(open_export(path)) as db:
-        cur = db.execute("SELECT type, time, envelope FROM entries ORDER BY seq")
-        while batch := cur.fetchmany(FETCH_BATCH):
-            yield from batch
+        # SQLite steps lazily: iterating the cursor keeps memory constant without per-batch lists.
+        yield from db.execute("SELECT type, time, envelope FROM entries ORDER BY seq")
 
 
 def replay_events(
@@ -56,6 +56,12 @@ def replay_events(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Fold (type, time, envelope) rows into figures; see `replay`."""
+    with _gc_paused():  # the fold keeps every aggregate alive; collections would re-walk them all
+        return _replay_events(events, as_of, progress)
+
+
+def _replay_events(events: Iterable[tuple[str, str, str]], as_of: date | datetime,
+                   progress: Callable[[int], None] | None) -> dict[str, Any]:
     limit = as_of_instant(as_of)
     state = registry.new_state()
     handlers, apply, prefix = registry.HANDLERS, registry.apply, registry.PREFIX

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import time
 
 from nameko.extensions import DependencyProvider
@@ -122,18 +123,23 @@ class LedgerAccess(DependencyProvider):
     """The stored ledger of this process, shared by every worker and the inbox."""
 
     ledger = None
+    _building = threading.Lock()  # nameko runs the setups of all dependencies concurrently
 
     def access(self) -> Ledger:
-        if self.ledger is None:
-            config = zhuqi_config()
-            bootstrap.migrate(config)
-            self.pool = ConnectionPool(bootstrap.writer_dsn(config), min_size=1, max_size=4, open=True,
-                                       kwargs={"autocommit": True})
-            settings = config.service("ledger").extra
-            self.ledger = Ledger(self.pool, bootstrap.schema(config), bootstrap.signer(config),
-                                 float(settings.get("checkpoint_interval", 60)),
-                                 float(settings.get("verify_interval", 3600)))
+        with self._building:
+            if self.ledger is None:
+                self.ledger = self._build()
         return self.ledger
+
+    def _build(self) -> Ledger:
+        config = zhuqi_config()
+        bootstrap.migrate(config)
+        self.pool = ConnectionPool(bootstrap.writer_dsn(config), min_size=1, max_size=4, open=True,
+                                   kwargs={"autocommit": True})
+        settings = config.service("ledger").extra
+        return Ledger(self.pool, bootstrap.schema(config), bootstrap.signer(config),
+                      float(settings.get("checkpoint_interval", 60)),
+                      float(settings.get("verify_interval", 3600)))
 
     def setup(self):
         self.access()

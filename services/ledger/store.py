@@ -16,6 +16,7 @@ needs a superuser to switch triggers off, and `verify.py` detects the result.
 from __future__ import annotations
 
 import base64
+import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +29,7 @@ from psycopg import sql
 from . import merkle
 from .checkpoint import DEFAULT_ORIGIN, Checkpoint, Signer, sign_checkpoint as sign_checkpoint_note
 from .entry import (
-    FIELDS, GENESIS_PREV, EnvelopeError, canonical_bytes, chain_hash, columns_disagreement,
+    FIELDS, GENESIS_PREV, SAFE_INT_MAX, EnvelopeError, canonical_bytes, chain_hash, columns_disagreement,
     entry_from_envelope, leaf_hash,
 )
 
@@ -215,6 +216,31 @@ def _normalise(envelope: tuple[str | bytes, Mapping[str, Any]]) -> tuple[str, Ma
     return raw, parsed
 
 
+def _candidate(raw: str, parsed: Mapping[str, Any]) -> tuple[str, int, str, str, str, str]:
+    """(source, source_sequence, type, subject, time, envelope) of one envelope, or EnvelopeError.
+
+    The same checks as `entry_from_envelope` followed by `columns_disagreement`
+    against the raw text, with the common case (the parsed members are the raw
+    text's members) decided by five comparisons.
+    """
+    draft = entry_from_envelope(0, GENESIS_PREV, raw, parsed)
+    try:
+        published = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError(f"envelope text is not JSON: {exc}") from None
+    if type(published) is not dict:
+        raise EnvelopeError("envelope text is not a JSON object")
+    get = published.get
+    if not (get("source") == parsed["source"] and get("sequence") == parsed["sequence"]
+            and get("type") == draft.type and get("subject") == draft.subject and get("time") == draft.time):
+        # Equal members give equal columns; anything else gets the worded comparison
+        # (which also accepts e.g. sequence "007" against "7").
+        problem = columns_disagreement(draft.as_dict(), published)
+        if problem:
+            raise EnvelopeError(f"parsed envelope differs from its raw text: {problem}")
+    return draft.source, draft.source_sequence, draft.type, draft.subject, draft.time, draft.envelope
+
+
 def append(
     conn: psycopg.Connection,
     envelopes: Sequence[tuple[str | bytes, Mapping[str, Any]]],
@@ -242,36 +268,34 @@ def append(
         stored = _fetch_subtrees(conn, positions, schema)
         tree = merkle.CompactRange(size, [stored[p] for p in positions])
 
-        candidates = []
-        for raw, parsed in pairs:
-            draft = entry_from_envelope(0, GENESIS_PREV, raw, parsed)
-            try:
-                published = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise EnvelopeError(f"envelope text is not JSON: {exc}") from None
-            problem = columns_disagreement(draft.as_dict(), published)
-            if problem:
-                raise EnvelopeError(f"parsed envelope differs from its raw text: {problem}")
-            candidates.append(draft)
+        candidates = [_candidate(raw, parsed) for raw, parsed in pairs]
         cur.execute(_q(
             "SELECT e.source, e.source_sequence FROM {s}.entries e "
             "JOIN unnest(%s::text[], %s::bigint[]) AS c(source, source_sequence) "
             "USING (source, source_sequence)", schema),
-            [[d.source for d in candidates], [d.source_sequence for d in candidates]])
+            [[d[0] for d in candidates], [d[1] for d in candidates]])
         seen = {(src, int(n)) for src, n in cur.fetchall()}
 
         rows, nodes = [], []
-        for draft in candidates:
-            key = (draft.source, draft.source_sequence)
+        sha256, dumps = hashlib.sha256, orjson.dumps
+        for source, source_sequence, type_, subject, time, envelope in candidates:
+            key = (source, source_sequence)
             if key in seen:
                 continue  # redelivery, or a duplicate inside this batch
             seen.add(key)
             size += 1
-            canonical = canonical_bytes(size, draft.source, draft.source_sequence, draft.type,
-                                        draft.subject, draft.time, draft.envelope, prev)
-            entry_h, leaf_h = chain_hash(canonical), leaf_hash(canonical)
-            rows.append((size, draft.source, draft.source_sequence, draft.type, draft.subject,
-                         draft.time, draft.envelope, prev, entry_h, leaf_h))
+            if size <= SAFE_INT_MAX and type(type_) is str and type(subject) is str and type(time) is str \
+                    and type(envelope) is str:
+                # entry.canonical_bytes inlined: source is a plain str and source_sequence an int
+                # within 2^53 by construction, so orjson's encoding is the JCS one; the members
+                # go in sorted order, which orjson keeps.
+                canonical = dumps({"envelope": envelope, "prev": prev, "seq": size, "source": source,
+                                   "source_sequence": source_sequence, "subject": subject, "time": time,
+                                   "type": type_})
+            else:
+                canonical = canonical_bytes(size, source, source_sequence, type_, subject, time, envelope, prev)
+            entry_h, leaf_h = sha256(canonical).digest(), sha256(b"\x00" + canonical).digest()
+            rows.append((size, source, source_sequence, type_, subject, time, envelope, prev, entry_h, leaf_h))
             nodes.extend(tree.append(leaf_h))
             prev = entry_h.hex()
         if rows:
@@ -281,11 +305,19 @@ def append(
     return len(rows)
 
 
+_COPY_TYPES = {
+    "entries": ("int8", "text", "int8", "text", "text", "text", "text", "text", "bytea", "bytea"),
+    "tree_nodes": ("int2", "int8", "bytea"),
+}
+
+
 def _copy_rows(cur: psycopg.Cursor, schema: str, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> None:
-    statement = sql.SQL("COPY {s}.{t} ({cols}) FROM STDIN").format(
+    # Binary COPY: no escaping of the envelope text on our side, no parsing on the server's.
+    statement = sql.SQL("COPY {s}.{t} ({cols}) FROM STDIN (FORMAT BINARY)").format(
         s=sql.Identifier(schema), t=sql.Identifier(table),
         cols=sql.SQL(", ").join(map(sql.Identifier, columns)))
     with cur.copy(statement) as copy:
+        copy.set_types(_COPY_TYPES[table])
         for row in rows:
             copy.write_row(row)
 

@@ -7,6 +7,7 @@ event. Nothing here decides anything: the rules live in `domain/`.
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
@@ -38,10 +39,12 @@ class Registry(DependencyProvider):
     """The RegistryApplication of this process, shared by every worker and the relay."""
 
     app = None
+    _building = threading.Lock()  # nameko runs the setups of all dependencies concurrently
 
     def application(self):
-        if self.app is None:
-            self.app = bootstrap.build_application(zhuqi_config())
+        with self._building:
+            if self.app is None:
+                self.app = bootstrap.build_application(zhuqi_config())
         return self.app
 
     def setup(self):

@@ -50,9 +50,9 @@ def main(argv=None) -> int:
     if (resolution := os.environ.get("ZHUQI_BLOCKING_DETECTION")):
         # Diagnosis: report (with a traceback) any call that holds eventlet's hub
         # longer than this many seconds, i.e. that stalls every other entrypoint.
-        import eventlet.debug
+        from eventlet import debug as hub_debug
 
-        eventlet.debug.hub_blocking_detection(True, resolution=float(resolution))
+        hub_debug.hub_blocking_detection(True, resolution=float(resolution))
 
     nameko_global.setup(nameko_config(config, args.service))
     runner = ServiceRunner()
