@@ -22,15 +22,29 @@ from services.ledger import replay as replay_mod
 from services.ledger import store, verify as verify_mod
 from services.ledger.checkpoint import DEFAULT_ORIGIN, NoteError, generate_key, parse_signer_key
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+def _settings():
+    """The zhuqi settings (--config, ZHUQI_* variables), for the defaults below."""
+    from zhuqi.runtime import config as config_module
+
+    ctx = click.get_current_context(silent=True)
+    path = ctx.find_root().obj.get("config_path") if ctx is not None and ctx.find_root().obj else None
+    try:
+        return config_module.load(path)
+    except config_module.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def default_dsn() -> str:
-    return os.environ.get("ZHUQI_POSTGRES_DSN", DEFAULT_DSN)
+    return _settings().postgres_dsn
 
 
-dsn_option = click.option("--dsn", default=None, help="PostgreSQL DSN (default: $ZHUQI_POSTGRES_DSN or local test DB).")
-schema_option = click.option("--schema", default=store.DEFAULT_SCHEMA, show_default=True, help="Ledger schema.")
+def _schema_default() -> str:
+    return _settings().service("ledger").schema
+
+
+dsn_option = click.option("--dsn", default=None, help="PostgreSQL DSN (default: postgres.dsn of the settings).")
+schema_option = click.option("--schema", default=_schema_default, show_default="services.ledger.schema of the settings",
+                             help="Ledger schema.")
 
 
 @contextmanager
