@@ -13,14 +13,13 @@ import time
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from nameko.timer import timer
-from nameko.web.handlers import http
 from prometheus_client import Counter, Gauge
 from psycopg_pool import ConnectionPool
 
 from services.ledger import bootstrap, store
 from services.ledger.http_api import api
 from zhuqi.runtime import db  # noqa: F401  (cooperative psycopg before any connection)
-from zhuqi.runtime.hosting import BackgroundLoop, ServiceBase, zhuqi_config
+from zhuqi.runtime.hosting import BackgroundLoop, ServiceBase, http_routes, zhuqi_config
 
 log = logging.getLogger("zhuqi.ledger")
 ENTRIES_APPENDED = Counter("zhuqi_ledger_entries_appended_total", "Entries appended to the ledger.")
@@ -161,6 +160,7 @@ def _build_inbox(container):
     return inbox
 
 
+@http_routes(api, dependency="ledger")  # HTTP: every route of http_api.py
 class LedgerService(ServiceBase):
     name = "ledger"
     api = api
@@ -168,8 +168,7 @@ class LedgerService(ServiceBase):
     ledger = LedgerAccess()
     inbox = BackgroundLoop(_build_inbox)
 
-    # -- consuming: the inbox runs in the background (see BackgroundLoop) ------------
-    # -- checkpoints ------------------------------------------------------------------
+    # -- checkpoints (the inbox consumes in the background: see BackgroundLoop) ------
     @timer(interval=5)
     def sign_checkpoint_when_due(self):
         self.ledger.sign_if_due()
@@ -192,37 +191,9 @@ class LedgerService(ServiceBase):
         cp = self.ledger.sign_checkpoint()
         return {"tree_size": cp.tree_size, "note": cp.note}
 
-    # -- HTTP -------------------------------------------------------------------------
+    # -- health (served at /health by ServiceBase) -----------------------------------
     def health_report(self) -> dict:
         status = self.ledger.status()
         inbox = status["inbox"] or {}
         return {"ledger": {"ok": bool(inbox.get("connected")), "tree_size": status["tree_size"],
                            "applied": inbox.get("applied", 0), "dead_lettered": inbox.get("dead_lettered", 0)}}
-
-    @http("GET", "/entries")
-    def http_list_entries(self, request):
-        return api.handle("list_entries", request, self.ledger)
-
-    @http("GET", "/entries/<seq>")
-    def http_get_entry(self, request, seq):
-        return api.handle("get_entry", request, self.ledger, seq=seq)
-
-    @http("GET", "/checkpoints/latest")
-    def http_latest_checkpoint(self, request):
-        return api.handle("latest_checkpoint", request, self.ledger)
-
-    @http("POST", "/checkpoints")
-    def http_sign_checkpoint(self, request):
-        return api.handle("sign_checkpoint", request, self.ledger)
-
-    @http("GET", "/proofs/consistency")
-    def http_consistency(self, request):
-        return api.handle("consistency", request, self.ledger)
-
-    @http("GET", "/history/<subject>")
-    def http_subject_history(self, request, subject):
-        return api.handle("subject_history", request, self.ledger, subject=subject)
-
-    @http("GET", "/status")
-    def http_status(self, request):
-        return api.handle("status", request, self.ledger)

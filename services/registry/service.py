@@ -1,8 +1,9 @@
 """The registry service: a thin nameko adapter around RegistryApplication.
 
-Entrypoints, in order: RPC for other services, HTTP for the units' forms and
-scripts; the outbox relay runs in the background and publishes every stored
-event. Nothing here decides anything: the rules live in `domain/`.
+Entrypoints: RPC for other services (below), HTTP for the units' forms and
+scripts (every route declared in `http_api.py`); the outbox relay runs in the
+background and publishes every stored event. Nothing here decides anything:
+the rules live in `domain/`.
 """
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ import threading
 
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
-from nameko.web.handlers import http
 
 from services.registry import bootstrap
 from services.registry.domain.enterprise import EnterpriseRegistration
 from services.registry.domain.errors import Problem, RegistryError, ValidationError
 from services.registry.domain.volunteer import VolunteerRegistration
 from services.registry.http_api import api
-from zhuqi.runtime.hosting import BackgroundLoop, ServiceBase, zhuqi_config
+from zhuqi.runtime.hosting import BackgroundLoop, ServiceBase, http_routes, zhuqi_config
 
 
 def _registration(cls, payload):
@@ -65,6 +65,7 @@ def _relay(container):
     return bootstrap.build_relay(zhuqi_config(), app=registry.application())
 
 
+@http_routes(api, dependency="registry")  # HTTP: every route of http_api.py
 class RegistryService(ServiceBase):
     name = "registry"
     api = api
@@ -163,95 +164,3 @@ class RegistryService(ServiceBase):
         state = self.outbox.state
         return {"outbox": {"ok": state.active or state.standby, "active": state.active,
                            "position": state.position, "last_published": state.last_published}}
-
-    @http("POST", "/volunteers")
-    def http_register_volunteer(self, request):
-        return api.handle("register_volunteer", request, self.registry)
-
-    @http("GET", "/volunteers")
-    def http_list_volunteers(self, request):
-        return api.handle("list_volunteers", request, self.registry)
-
-    @http("GET", "/volunteers/<volunteer_id>")
-    def http_get_volunteer(self, request, volunteer_id):
-        return api.handle("get_volunteer", request, self.registry, volunteer_id=volunteer_id)
-
-    @http("POST", "/volunteers/<volunteer_id>/honours")
-    def http_add_honour(self, request, volunteer_id):
-        return api.handle("add_honour", request, self.registry, volunteer_id=volunteer_id)
-
-    @http("POST", "/volunteers/<volunteer_id>/suspension")
-    def http_suspend_volunteer(self, request, volunteer_id):
-        return api.handle("suspend_volunteer", request, self.registry, volunteer_id=volunteer_id)
-
-    @http("POST", "/volunteers/<volunteer_id>/reinstatement")
-    def http_reinstate_volunteer(self, request, volunteer_id):
-        return api.handle("reinstate_volunteer", request, self.registry, volunteer_id=volunteer_id)
-
-    @http("POST", "/volunteers/<volunteer_id>/withdrawal")
-    def http_withdraw_volunteer(self, request, volunteer_id):
-        return api.handle("withdraw_volunteer", request, self.registry, volunteer_id=volunteer_id)
-
-    @http("POST", "/teams")
-    def http_form_team(self, request):
-        return api.handle("form_team", request, self.registry)
-
-    @http("GET", "/teams")
-    def http_list_teams(self, request):
-        return api.handle("list_teams", request, self.registry)
-
-    @http("GET", "/teams/<team_id>")
-    def http_get_team(self, request, team_id):
-        return api.handle("get_team", request, self.registry, team_id=team_id)
-
-    @http("POST", "/teams/<team_id>/members")
-    def http_join_team(self, request, team_id):
-        return api.handle("join_team", request, self.registry, team_id=team_id)
-
-    @http("POST", "/teams/<team_id>/members/<volunteer_id>/departure")
-    def http_leave_team(self, request, team_id, volunteer_id):
-        return api.handle("leave_team", request, self.registry, team_id=team_id, volunteer_id=volunteer_id)
-
-    @http("POST", "/enterprises")
-    def http_register_enterprise(self, request):
-        return api.handle("register_enterprise", request, self.registry)
-
-    @http("GET", "/enterprises")
-    def http_list_enterprises(self, request):
-        return api.handle("list_enterprises", request, self.registry)
-
-    @http("GET", "/enterprises/<enterprise_id>")
-    def http_get_enterprise(self, request, enterprise_id):
-        return api.handle("get_enterprise", request, self.registry, enterprise_id=enterprise_id)
-
-    @http("POST", "/enterprises/<enterprise_id>/unionised")
-    def http_mark_enterprise_unionised(self, request, enterprise_id):
-        return api.handle("mark_enterprise_unionised", request, self.registry, enterprise_id=enterprise_id)
-
-    @http("POST", "/enterprises/<enterprise_id>/competitors")
-    def http_add_competitor(self, request, enterprise_id):
-        return api.handle("add_competitor", request, self.registry, enterprise_id=enterprise_id)
-
-    @http("POST", "/imports/volunteers")
-    def http_import_volunteers(self, request):
-        return api.handle("import_volunteers", request, self.registry)
-
-    @http("POST", "/imports/enterprises")
-    def http_import_enterprises(self, request):
-        return api.handle("import_enterprises", request, self.registry)
-
-    @http("GET", "/templates/<kind>")
-    def http_download_template(self, request, kind):
-        return api.handle("download_template", request, self.registry, kind=kind)
-
-    @http("GET", "/units")
-    def http_list_units(self, request):
-        return api.handle("list_units", request, self.registry)
-
-    @http("GET", "/expertise-tags")
-    def http_list_expertise_tags(self, request):
-        return api.handle("list_expertise_tags", request, self.registry)
-
-    @http("GET", "/industries")
-    def http_list_industries(self, request):
-        return api.handle("list_industries", request, self.registry)

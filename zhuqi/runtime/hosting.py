@@ -70,6 +70,23 @@ class BackgroundLoop(DependencyProvider):
         return self.loop
 
 
+def http_routes(api, dependency: str):
+    """Class decorator: one nameko HTTP entrypoint per route declared in `api`.
+
+    Each route is declared once, in the service's `http_api.py`, with its
+    schemas; the entrypoint hands the request and the service's `dependency`
+    (e.g. the application) to it. The routes table is the HTTP table of contents.
+    """
+    def add(cls):
+        for name, route in api.routes.items():
+            def entrypoint(self, request, _name=name, **path):
+                return api.handle(_name, request, getattr(self, dependency), **path)
+            entrypoint.__name__ = entrypoint.__qualname__ = f"http_{name}"
+            setattr(cls, entrypoint.__name__, http(route.method, route.path)(entrypoint))
+        return cls
+    return add
+
+
 class ServiceBase:
     """Mixin for a nameko service class: metrics, health, metrics and OpenAPI endpoints.
 
