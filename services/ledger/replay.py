@@ -23,7 +23,7 @@ from psycopg import sql
 from zhuqi.projections import registry
 
 from .store import DEFAULT_SCHEMA
-from .verify import FETCH_BATCH, _gc_paused, open_export
+from .verify import FETCH_BATCH, fetch_ahead, gc_paused, open_export
 
 CAMPAIGN_TZ = timezone(timedelta(hours=8), "CST")
 
@@ -41,8 +41,10 @@ def _pg_events(conn: psycopg.Connection, schema: str) -> Iterator[tuple[str, str
     with conn.transaction(), conn.cursor(name="zhuqi_ledger_replay", binary=True) as cur:
         cur.itersize = FETCH_BATCH
         cur.execute(query)
-        while batch := cur.fetchmany(FETCH_BATCH):
-            yield from batch
+        # closing(): stop the fetching thread before the cursor closes, also when stopped early.
+        with closing(fetch_ahead(lambda: cur.fetchmany(FETCH_BATCH))) as batches:
+            for batch in batches:
+                yield from batch
 
 
 def _sqlite_events(path: str | Path) -> Iterator[tuple[str, str, str]]:
@@ -56,7 +58,7 @@ def replay_events(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Fold (type, time, envelope) rows into figures; see `replay`."""
-    with _gc_paused():  # the fold keeps every aggregate alive; collections would re-walk them all
+    with gc_paused():  # the fold keeps every aggregate alive; collections would re-walk them all
         return _replay_events(events, as_of, progress)
 
 

@@ -28,11 +28,13 @@ import gc
 import hashlib
 import os
 import pickle
+import queue
 import select
 import sqlite3
 import struct
 import subprocess
 import sys
+import threading
 from bisect import bisect_left
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -140,8 +142,64 @@ def _pg_stream(conn: psycopg.Connection, query: sql.Composed, params: Sequence[A
     with conn.cursor(name=name, binary=True) as cur:
         cur.itersize = FETCH_BATCH
         cur.execute(query, params)
-        while batch := cur.fetchmany(FETCH_BATCH):
-            yield from batch
+        # closing(): stop the fetching thread before the cursor closes, also when stopped early.
+        with closing(fetch_ahead(lambda: cur.fetchmany(FETCH_BATCH))) as batches:
+            for batch in batches:
+                yield from batch
+
+
+def _cooperative() -> bool:
+    """True in an eventlet-patched (service) process, where threads and processes are green."""
+    patcher = sys.modules.get("eventlet.patcher")
+    return patcher is not None and patcher.is_monkey_patched("thread")
+
+
+def fetch_ahead(fetch: Callable[[], list]) -> Iterator[list]:
+    """Yield `fetch()` results up to the first empty one, fetching the next batch meanwhile.
+
+    While this thread checks a batch, a second one waits for the server to
+    produce the next (psycopg releases the GIL while it waits), so the server's
+    time per row is hidden instead of added: about a fifth faster end to end.
+    In an eventlet-patched process threads are green and gain nothing, so
+    there the batches are fetched in turn.
+    """
+    if _cooperative():
+        while batch := fetch():
+            yield batch
+        return
+    results: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            while not stop.is_set():
+                batch = fetch()
+                results.put(batch)
+                if not batch:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            results.put(exc)
+
+    worker = threading.Thread(target=work, name="zhuqi-ledger-fetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = results.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                return
+            yield item
+    finally:
+        # Stopped early (a failure was found) or done: the worker must be out of the cursor
+        # before the caller closes it.  Drain so that a put() blocked on a full queue returns.
+        stop.set()
+        while worker.is_alive():
+            try:
+                results.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        worker.join()
 
 
 def pg_rows(conn: psycopg.Connection, schema: str = DEFAULT_SCHEMA) -> Iterator[Row]:
@@ -280,12 +338,12 @@ def verify_rows(
     def run(opened: Opened, verdict: Verdict) -> None:
         _verify_stream(rows, opened, verdict, progress, check_envelopes)
 
-    with _gc_paused():
+    with gc_paused():
         return _verify(run, checkpoints, verifier, origin, trusted_checkpoints)
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection during a pass over the entries.
 
     The pass allocates millions of short-lived dicts and keeps growing sets,
@@ -486,8 +544,7 @@ def _parallel_wanted(workers: int | None) -> bool:
         return False
     # Inside an eventlet-patched service the self-check is a background chore: it must
     # not take the second core from the live consumer, nor start processes from a green thread.
-    patcher = sys.modules.get("eventlet.patcher")
-    return patcher is None or not patcher.is_monkey_patched("thread")
+    return not _cooperative()
 
 
 def _split_point(bounds: tuple[int | None, int | None], workers: int | None) -> int | None:
@@ -508,27 +565,27 @@ class _Helper:
     """The helper process checking the second half; `result()` is its report, or None if it died."""
 
     def __init__(self, job: dict[str, Any]) -> None:
+        self.buffer = bytearray()
+        self.rows_seen = 0     # progress the helper reported
+        self.forwarded = 0     # of which passed on to the caller
+        self.report: dict[str, Any] | None = None
+        self.eof = False
+        self.proc: subprocess.Popen | None = None
         read_end, write_end = os.pipe()
+        self.fd = read_end
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_REPO_ROOT, env.get("PYTHONPATH")) if p)
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "services.ledger.verify", "--segment-worker", str(write_end)],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, pass_fds=(write_end,), env=env)
-        finally:
-            os.close(write_end)
-        self.fd = read_end
-        self.buffer = bytearray()
-        self.rows_seen = 0     # progress the helper reported
-        self.forwarded = 0     # of which passed on to the caller
-        self.report: dict[str, Any] | None = None
-        self.eof = False
-        try:
             # The job is small (it never holds rows); a helper that died at once shows as EOF later.
             self.proc.stdin.write(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
             self.proc.stdin.close()
         except OSError:
-            pass
+            pass  # no helper (or a dead one): the first process checks the second half itself
+        finally:
+            os.close(write_end)  # ours is closed, so the helper's exit reads as EOF
 
     def _read(self, timeout: float) -> None:
         if self.eof or not select.select([self.fd], [], [], timeout)[0]:
@@ -565,9 +622,10 @@ class _Helper:
         return self.report
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()  # the first half failed: its verdict stands, the rest is moot
+            self.proc.wait()
         os.close(self.fd)
 
 
@@ -653,7 +711,7 @@ def _run_segment(job: dict[str, Any], rows: Iterator[Row], report_progress: Call
 def _segment_worker(fd: int) -> int:
     """Entry point of the helper process: job on stdin, progress and report frames on `fd`."""
     job = pickle.load(sys.stdin.buffer)
-    gc.disable()  # a short-lived process; see _gc_paused
+    gc.disable()  # a short-lived process; see gc_paused
     done = 0
 
     def report_progress(n: int) -> None:
@@ -721,7 +779,7 @@ def verify_postgres(conn: psycopg.Connection, schema: str = DEFAULT_SCHEMA, veri
     exports) and this is not an eventlet-patched service process.
     """
     if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE and _parallel_wanted(workers):
-        with _snapshot_transaction(conn) as snapshot, _gc_paused():
+        with _snapshot_transaction(conn) as snapshot, gc_paused():
             bounds = conn.execute(sql.SQL("SELECT min(seq), max(seq) FROM {s}.entries").format(
                 s=sql.Identifier(schema))).fetchone()
             cps = pg_checkpoints(conn, schema)
@@ -770,7 +828,7 @@ def verify_export(path: str | Path, verifier: Verifier | str | None = None, orig
             verdict = verify_rows(sqlite_rows(db), cps, verdict_key, origin, trusted_checkpoints, progress)
         else:
             job = {"kind": "sqlite", "path": str(Path(path).resolve()), "after": middle}
-            with _gc_paused(), closing(sqlite_rows(db, upto=middle)) as first:
+            with gc_paused(), closing(sqlite_rows(db, upto=middle)) as first:
                 verdict = _verify(
                     lambda opened, v: _verify_halves(first, job, lambda: sqlite_rows(db, after=middle),
                                                      opened, v, progress),
