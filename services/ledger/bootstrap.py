@@ -60,7 +60,8 @@ def build_inbox(config: Config, on_appended: Callable[[int], None] = lambda n: N
     ledger_schema = schema(config)
 
     def append(conn: psycopg.Connection, envelopes: list[Envelope]) -> None:
-        on_appended(store.append(conn, [(e.raw, {**e.attributes, "data": e.data}) for e in envelopes], ledger_schema))
+        # append reads the attributes only; the data is hashed as part of the raw text.
+        on_appended(store.append(conn, [(e.raw, e.attributes) for e in envelopes], ledger_schema))
 
     inbox = config.section("inbox")
     return InboxConsumer(

@@ -19,6 +19,7 @@ import logging
 import socket
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -174,10 +175,8 @@ class InboxConsumer:
         log.warning("message dead-lettered", extra={"consumer": self.consumer, "reason": reason,
                                                      "message_id": props.get("message_id")})
 
-    def flush(self) -> None:
-        messages, self._buffer = self._buffer, []
-        if not messages:
-            return
+    def settle(self, messages: list[kombu.Message]) -> None:
+        """Apply or dead-letter every message of a batch (not yet acknowledged)."""
         good: list[tuple[kombu.Message, Envelope]] = []
         for message in messages:
             try:
@@ -190,8 +189,18 @@ class InboxConsumer:
                 self._apply_good(good)
             finally:
                 correlation_id.reset(token)
-        # Everything before the last tag is settled (applied, duplicate or dead-lettered).
+
+    @staticmethod
+    def acknowledge(messages: list[kombu.Message]) -> None:
+        # Everything up to the last tag is settled (applied, duplicate or dead-lettered).
         messages[-1].channel.basic_ack(messages[-1].delivery_tag, multiple=True)
+
+    def flush(self) -> None:
+        """Settle and acknowledge what is buffered, in the calling thread."""
+        messages, self._buffer = self._buffer, []
+        if messages:
+            self.settle(messages)
+            self.acknowledge(messages)
 
     def _apply_good(self, good: list[tuple[kombu.Message, Envelope]]) -> None:
         while True:
@@ -250,29 +259,43 @@ class InboxConsumer:
                 self._dead_letters.close()
 
     def _session(self) -> None:
+        """Consume until stopped. One batch is settled in a worker thread while the
+        next is read from the broker, so broker reads and database work overlap;
+        acknowledgements stay in this thread (a channel is not thread-safe) and in
+        order, and only ever after the batch's commit."""
         if self._db is None or self._db.closed:
             self._db = psycopg.connect(self.dsn, autocommit=True)
         self._load_positions()
-        with kombu.Connection(self.amqp_uri, heartbeat=self.heartbeat) as conn:
+        with kombu.Connection(self.amqp_uri, heartbeat=self.heartbeat) as conn, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"inbox-{self.consumer}") as worker:
             channel = conn.channel()
             declare_consumer_queue(channel, self.queue)
             channel.basic_qos(0, self.prefetch, False)
-            consumer = kombu.Consumer(channel, queues=[self.queue.kombu_queue()], on_message=lambda m: self._buffer.append(m),
-                                      auto_declare=False, no_ack=False)
+            consumer = kombu.Consumer(channel, queues=[self.queue.kombu_queue()],
+                                      on_message=lambda m: self._buffer.append(m), auto_declare=False, no_ack=False)
             consumer.consume()
             self.state.connected = True
+            in_flight: tuple[Future, list[kombu.Message]] | None = None
             last_heartbeat = time.monotonic()
             while not self.stopped.is_set():
+                idle = False
                 try:
-                    conn.drain_events(timeout=0.02 if self._buffer else 0.5)
-                    if len(self._buffer) < self.batch_size:
-                        continue
+                    conn.drain_events(timeout=0.005 if (self._buffer or in_flight) else 0.5)
                 except (socket.timeout, TimeoutError):
-                    pass
-                self.flush()
+                    idle = True
+                if in_flight is not None and (in_flight[0].done() or len(self._buffer) >= self.batch_size):
+                    in_flight[0].result()  # re-raises: the session restarts, unacked messages come back
+                    self.acknowledge(in_flight[1])
+                    in_flight = None
+                if in_flight is None and self._buffer and (idle or len(self._buffer) >= self.batch_size):
+                    batch, self._buffer = self._buffer, []
+                    in_flight = (worker.submit(self.settle, batch), batch)
                 if time.monotonic() - last_heartbeat > 5:
                     conn.heartbeat_check()
                     last_heartbeat = time.monotonic()
+            if in_flight is not None:
+                in_flight[0].result()
+                self.acknowledge(in_flight[1])
             self.flush()
 
     def stop(self) -> None:
