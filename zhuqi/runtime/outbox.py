@@ -18,6 +18,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Callable
 
+import amqp.exceptions
+import kombu.exceptions
 import psycopg
 from psycopg import sql
 
@@ -28,6 +30,9 @@ from zhuqi.runtime.publisher import ConfirmingPublisher, PublishFailed
 from zhuqi.runtime.topology import declare_all
 
 log = logging.getLogger("zhuqi.outbox")
+# Broker, network and database outages: expected now and then, retried quietly.
+_TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, PublishFailed, OSError, ConnectionError,
+              kombu.exceptions.KombuError, amqp.exceptions.AMQPError)
 
 Translate = Callable[[object], "PublishedEvent | None"]
 
@@ -137,13 +142,17 @@ class OutboxRelay:
             try:
                 self._session(idle_wait)
                 backoff = 0.2
-            except (psycopg.Error, PublishFailed, OSError, ConnectionError, Exception) as exc:  # noqa: BLE001
-                # Whatever broke (broker, database, network), the recorded position is
-                # the truth: reconnect and carry on from there.
+            except Exception as exc:  # noqa: BLE001 - the recorded position is the truth; retry from it
                 if self.stopped.is_set():
                     break
-                log.warning("outbox relay interrupted, reconnecting", extra={"service": self.service, "error": repr(exc)})
                 metrics.OUTBOX_ERRORS.labels(self.service).inc()
+                context = {"service": self.service, "position": self.state.position, "error": repr(exc)}
+                if isinstance(exc, _TRANSIENT):
+                    log.warning("outbox relay interrupted, reconnecting", extra=context)
+                else:
+                    # Not the network: e.g. a stored event that breaks its own contract. It
+                    # stays stored; the relay retries it until a fixed release publishes it.
+                    log.error("outbox relay cannot publish the next event", extra=context, exc_info=True)
                 self.stopped.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
