@@ -5,14 +5,13 @@ import json
 
 import click
 
+from zhuqi.cli import settings
 from zhuqi.runtime import dlq as dead_letters
 from zhuqi.runtime.topology import consumer_queues
 
 
 def _uri(ctx: click.Context) -> str:
-    from zhuqi.cli.processes import _config
-
-    return _config(ctx).amqp_uri
+    return settings.load(ctx).amqp_uri
 
 
 @click.group()

@@ -18,28 +18,17 @@ import psycopg
 from tqdm import tqdm
 
 from services.ledger import export as export_mod
+from zhuqi.cli import settings
 from services.ledger import replay as replay_mod
 from services.ledger import store, verify as verify_mod
 from services.ledger.checkpoint import DEFAULT_ORIGIN, NoteError, generate_key, parse_signer_key
 
-def _settings():
-    """The zhuqi settings (--config, ZHUQI_* variables), for the defaults below."""
-    from zhuqi.runtime import config as config_module
-
-    ctx = click.get_current_context(silent=True)
-    path = ctx.find_root().obj.get("config_path") if ctx is not None and ctx.find_root().obj else None
-    try:
-        return config_module.load(path)
-    except config_module.ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 def default_dsn() -> str:
-    return _settings().postgres_dsn
+    return settings.load().postgres_dsn
 
 
 def _schema_default() -> str:
-    return _settings().service("ledger").schema
+    return settings.load().service("ledger").schema
 
 
 dsn_option = click.option("--dsn", default=None, help="PostgreSQL DSN (default: postgres.dsn of the settings).")

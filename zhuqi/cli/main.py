@@ -8,8 +8,7 @@ import click
 
 from zhuqi.cli import contracts as contracts_commands
 from zhuqi.cli import dlq as dlq_commands
-from zhuqi.cli import processes, registry as registry_commands
-from zhuqi.runtime import config as config_module
+from zhuqi.cli import processes, registry as registry_commands, settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,13 +19,6 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     """助企 zhuqi: run and operate the campaign's services."""
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
-
-
-def load_config(ctx: click.Context) -> config_module.Config:
-    try:
-        return config_module.load(ctx.obj.get("config_path"))
-    except config_module.ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 cli.add_command(processes.up)
@@ -53,7 +45,7 @@ _mount_ledger()
 @click.pass_context
 def show_config(ctx: click.Context, as_json: bool) -> None:
     """Show the effective settings (file, then environment overrides)."""
-    config = load_config(ctx)
+    config = settings.load(ctx)
     if as_json:
         click.echo(json.dumps(config.raw, ensure_ascii=False, indent=2))
     else:

@@ -13,17 +13,11 @@ from pathlib import Path
 
 import click
 
+from zhuqi.cli import settings
 from zhuqi.runtime import config as config_module
 
 # Start order: consumers before publishers, so no event waits for its reader.
 SERVICES = ("ledger", "registry")
-
-
-def _config(ctx: click.Context) -> config_module.Config:
-    try:
-        return config_module.load(ctx.find_root().obj.get("config_path"))
-    except config_module.ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def _run_dir(config: config_module.Config) -> Path:
@@ -97,7 +91,7 @@ def _print_health(config: config_module.Config, as_json: bool) -> bool:
 @click.pass_context
 def up(ctx: click.Context, as_json: bool, no_demo: bool) -> None:
     """Start every service, prove the event path end to end, print each service's health."""
-    config = _config(ctx)
+    config = settings.load(ctx)
     try:
         config_module.check_reachable(config)
     except config_module.ConfigError as exc:
@@ -133,7 +127,7 @@ def up(ctx: click.Context, as_json: bool, no_demo: bool) -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Print each service's health (exit 1 when one is not ok)."""
-    if not _print_health(_config(ctx), as_json):
+    if not _print_health(settings.load(ctx), as_json):
         raise SystemExit(1)
 
 
@@ -142,7 +136,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def down(ctx: click.Context, timeout: float) -> None:
     """Stop the services started by `zhuqi up`."""
-    config = _config(ctx)
+    config = settings.load(ctx)
     for service in reversed(SERVICES):
         pid_file = _run_dir(config) / f"{service}.pid"
         if not pid_file.exists():
@@ -184,7 +178,7 @@ def serve(ctx: click.Context, service: str) -> None:
 @click.pass_context
 def relay(ctx: click.Context, service: str) -> None:
     """Run only the outbox relay of SERVICE (more than one may run; one publishes at a time)."""
-    config = _config(ctx)
+    config = settings.load(ctx)
     from zhuqi.runtime import logs
 
     logs.configure(f"{service}-relay", config.raw["log"]["level"])

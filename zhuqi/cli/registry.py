@@ -12,13 +12,9 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from zhuqi.cli import settings
+
 KINDS = ("volunteers", "enterprises")
-
-
-def _config(ctx):
-    from zhuqi.cli.processes import _config as load
-
-    return load(ctx)
 
 
 def _guess_kind(path: Path) -> str | None:
@@ -48,7 +44,7 @@ def import_file(ctx: click.Context, file: Path, kind: str | None, encoding: str 
         raise click.UsageError("cannot tell whether FILE lists volunteers or enterprises: pass --kind")
     from services.registry import bootstrap, imports
 
-    app = bootstrap.build_application(_config(ctx), pool_size=2)
+    app = bootstrap.build_application(settings.load(ctx), pool_size=2)
     bar = tqdm(total=0, unit="row", desc=f"importing {kind}", disable=as_json, leave=False)
 
     def progress(done: int, total: int) -> None:
