@@ -39,6 +39,8 @@ class Envelope:
     raw: bytes
     attributes: dict
     data: dict = field(repr=False)
+    service: str = ""   # the publishing service, from `source` (parsed once: consumers ask often)
+    sequence: int = 0   # the publisher's notification id
 
     @property
     def id(self) -> str:
@@ -47,14 +49,6 @@ class Envelope:
     @property
     def type(self) -> str:
         return self.attributes["type"]
-
-    @property
-    def service(self) -> str:
-        return service_of_source(self.attributes["source"])
-
-    @property
-    def sequence(self) -> int:
-        return int(self.attributes["sequence"])
 
     @property
     def prev_sequence(self) -> int | None:
@@ -156,7 +150,7 @@ def parse(raw: bytes, *, validate: bool = True) -> Envelope:
         datetime.fromisoformat(doc["time"].replace("Z", "+00:00"))
     except ValueError:
         raise EnvelopeError(f"malformed envelope: time {doc['time']!r} is not RFC 3339") from None
-    service_of_source(doc["source"])
+    service = service_of_source(doc["source"])
     if not isinstance(doc["data"], dict):
         raise EnvelopeError("malformed envelope: data must be a JSON object")
     if validate:
@@ -170,4 +164,4 @@ def parse(raw: bytes, *, validate: bool = True) -> Envelope:
         except UnknownEventType as exc:
             raise EnvelopeError(f"unknown event type: {exc.args[0]}") from None
     data = doc.pop("data")
-    return Envelope(raw=raw, attributes=doc, data=data)
+    return Envelope(raw=raw, attributes=doc, data=data, service=service, sequence=int(doc["sequence"]))

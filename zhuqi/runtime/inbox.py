@@ -114,7 +114,6 @@ class InboxConsumer:
             log.warning("gap in upstream sequence", extra={"consumer": self.consumer, **gap})
         if last is None or envelope.sequence > last:
             self.state.last_seen[upstream] = envelope.sequence
-            metrics.INBOX_POSITION.labels(self.consumer, upstream).set(envelope.sequence)
 
     # -- applying -------------------------------------------------------------
     def _apply_batch(self, envelopes: list[Envelope]) -> list[Envelope]:
@@ -147,6 +146,8 @@ class InboxConsumer:
     def _count(self, fresh: list[Envelope], taken: int) -> None:
         for e in fresh:
             self._note_order(e)
+        for upstream in {e.service for e in fresh}:
+            metrics.INBOX_POSITION.labels(self.consumer, upstream).set(self.state.last_seen[upstream])
         self.state.applied += len(fresh)
         self.state.duplicates += taken - len(fresh)
         metrics.INBOX_PROCESSED.labels(self.consumer, "applied").inc(len(fresh))
