@@ -1,6 +1,7 @@
 """The registry's HTTP JSON API: forms and scripts of the units and the campaign office."""
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 
 from werkzeug.wrappers import Response
@@ -209,16 +210,21 @@ def _report(report: imports.ImportReport):
 _UPLOAD = "application/octet-stream"
 
 
+def _yield_now_and_then(done: int, total: int) -> None:
+    """Validating a long file is CPU work; under eventlet, let other entrypoints run between chunks."""
+    time.sleep(0)
+
+
 @api.route("POST", "/imports/volunteers", summary="Import a CSV or XLSX list of volunteers (all rows or none).",
            query=IMPORT_QUERY, raw_body=_UPLOAD, responses={200: REPORT, 422: REPORT}, tags=["imports"])
 def import_volunteers(app, raw, filename="volunteers.csv", encoding=None):
-    return _report(imports.import_volunteers(app, raw, filename, encoding))
+    return _report(imports.import_volunteers(app, raw, filename, encoding, _yield_now_and_then))
 
 
 @api.route("POST", "/imports/enterprises", summary="Import a CSV or XLSX list of enterprises (all rows or none).",
            query=IMPORT_QUERY, raw_body=_UPLOAD, responses={200: REPORT, 422: REPORT}, tags=["imports"])
 def import_enterprises(app, raw, filename="enterprises.csv", encoding=None):
-    return _report(imports.import_enterprises(app, raw, filename, encoding))
+    return _report(imports.import_enterprises(app, raw, filename, encoding, _yield_now_and_then))
 
 
 TEMPLATES = {
