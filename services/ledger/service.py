@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import base64
 import logging
-import threading
 import time
 
-from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from nameko.timer import timer
 from prometheus_client import Counter, Gauge
@@ -19,7 +17,7 @@ from psycopg_pool import ConnectionPool
 from services.ledger import bootstrap, store
 from services.ledger.http_api import api
 from zhuqi.runtime import db  # noqa: F401  (cooperative psycopg before any connection)
-from zhuqi.runtime.hosting import BackgroundLoop, ServiceBase, http_routes, zhuqi_config
+from zhuqi.runtime.hosting import BackgroundLoop, ServiceBase, SharedResource, http_routes, zhuqi_config
 
 log = logging.getLogger("zhuqi.ledger")
 ENTRIES_APPENDED = Counter("zhuqi_ledger_entries_appended_total", "Entries appended to the ledger.")
@@ -118,45 +116,26 @@ class Ledger:
         }
 
 
-class LedgerAccess(DependencyProvider):
+class LedgerAccess(SharedResource):
     """The stored ledger of this process, shared by every worker and the inbox."""
 
-    ledger = None
-    _building = threading.Lock()  # nameko runs the setups of all dependencies concurrently
-
-    def access(self) -> Ledger:
-        with self._building:
-            if self.ledger is None:
-                self.ledger = self._build()
-        return self.ledger
-
-    def _build(self) -> Ledger:
+    def build(self) -> Ledger:
         config = zhuqi_config()
         bootstrap.migrate(config)
-        self.pool = ConnectionPool(bootstrap.writer_dsn(config), min_size=1, max_size=4, open=True,
-                                   kwargs={"autocommit": True})
+        pool = ConnectionPool(bootstrap.writer_dsn(config), min_size=1, max_size=4, open=True,
+                              kwargs={"autocommit": True})
         settings = config.service("ledger").extra
-        return Ledger(self.pool, bootstrap.schema(config), bootstrap.signer(config),
+        return Ledger(pool, bootstrap.schema(config), bootstrap.signer(config),
                       float(settings.get("checkpoint_interval", 60)),
                       float(settings.get("verify_interval", 3600)))
 
-    def setup(self):
-        self.access()
-
-    def stop(self):
-        if self.ledger is not None:
-            self.pool.close()
-
-    kill = stop
-
-    def get_dependency(self, worker_ctx):
-        return self.ledger
+    def close(self, ledger: Ledger):
+        ledger.pool.close()
 
 
 def _build_inbox(container):
-    access = next(d for d in container.dependencies if isinstance(d, LedgerAccess))
     inbox = bootstrap.build_inbox(zhuqi_config(), on_appended=ENTRIES_APPENDED.inc)
-    access.access().inbox = inbox
+    LedgerAccess.of(container).get().inbox = inbox
     return inbox
 
 

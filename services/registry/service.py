@@ -8,9 +8,7 @@ the rules live in `domain/`.
 from __future__ import annotations
 
 import dataclasses
-import threading
 
-from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 
 from services.registry import bootstrap
@@ -18,7 +16,7 @@ from services.registry.domain.enterprise import EnterpriseRegistration
 from services.registry.domain.errors import Problem, RegistryError, ValidationError
 from services.registry.domain.volunteer import VolunteerRegistration
 from services.registry.http_api import api
-from zhuqi.runtime.hosting import BackgroundLoop, ServiceBase, http_routes, zhuqi_config
+from zhuqi.runtime.hosting import BackgroundLoop, ServiceBase, SharedResource, http_routes, zhuqi_config
 
 
 def _registration(cls, payload):
@@ -35,34 +33,18 @@ def _registration(cls, payload):
     return cls(**({"post": None} if "post" in fields else {}) | payload)
 
 
-class Registry(DependencyProvider):
+class Registry(SharedResource):
     """The RegistryApplication of this process, shared by every worker and the relay."""
 
-    app = None
-    _building = threading.Lock()  # nameko runs the setups of all dependencies concurrently
+    def build(self):
+        return bootstrap.build_application(zhuqi_config())
 
-    def application(self):
-        with self._building:
-            if self.app is None:
-                self.app = bootstrap.build_application(zhuqi_config())
-        return self.app
-
-    def setup(self):
-        self.application()
-
-    def stop(self):
-        if self.app is not None:
-            self.app.close()
-
-    kill = stop
-
-    def get_dependency(self, worker_ctx):
-        return self.app
+    def close(self, app):
+        app.close()
 
 
 def _relay(container):
-    registry = next(d for d in container.dependencies if isinstance(d, Registry))
-    return bootstrap.build_relay(zhuqi_config(), app=registry.application())
+    return bootstrap.build_relay(zhuqi_config(), app=Registry.of(container).get())
 
 
 @http_routes(api, dependency="registry")  # HTTP: every route of http_api.py

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
 from nameko.extensions import DependencyProvider
 from nameko.web.handlers import http
@@ -40,6 +41,45 @@ def nameko_config(config: Config, service: str) -> dict:
         CONFIG_KEY: config.raw,
         **sealed.nameko_settings(),
     }
+
+
+class SharedResource(DependencyProvider):
+    """One resource per process (an application, a connection pool), built once and
+    shared by every worker and background loop. Subclasses define `build()` and
+    `close(resource)`. Built under a lock: nameko sets up all dependencies at once.
+    """
+
+    resource = None
+    _building = threading.Lock()
+
+    def build(self):
+        raise TypeError(f"{type(self).__name__} must define build()")
+
+    def close(self, resource) -> None:
+        """Release the resource when the container stops."""
+
+    def get(self):
+        with self._building:
+            if self.resource is None:
+                self.resource = self.build()
+        return self.resource
+
+    @classmethod
+    def of(cls, container):
+        """The instance of this provider in `container` (for a background loop's factory)."""
+        return next(d for d in container.dependencies if isinstance(d, cls))
+
+    def setup(self):
+        self.get()
+
+    def stop(self):
+        if self.resource is not None:
+            self.close(self.resource)
+
+    kill = stop
+
+    def get_dependency(self, worker_ctx):
+        return self.resource
 
 
 class BackgroundLoop(DependencyProvider):
