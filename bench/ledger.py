@@ -21,6 +21,7 @@ replay_per_s and raw_select_per_s.
 from __future__ import annotations
 
 import json
+import os
 import multiprocessing
 import socket
 import sys
@@ -185,11 +186,21 @@ def raw_append(config, schemas, body_size: int) -> float:
     return timed(consume)
 
 
+ROUNDS = int(os.environ.get("ZHUQI_BENCH_ROUNDS", "2"))
+
+
 def main() -> None:
-    with sandbox() as (config, schemas):
-        body_size = len(envelopes(1)[0])
-        raw_s = raw_append(config, schemas, body_size)
-        append_s = ledger_append(config)
+    # Alternate the two paths, each round on fresh schemas and vhost, and keep each
+    # path's best round: other load on a 2-core machine only ever slows a run down.
+    raw_runs, append_runs = [], []
+    for round_ in range(1, ROUNDS + 1):
+        with sandbox() as (config, schemas):
+            raw_runs.append(raw_append(config, schemas, len(envelopes(1)[0])))
+        with sandbox() as (config, schemas):
+            append_runs.append(ledger_append(config))
+        print(f"round {round_}: raw {APPEND_N / raw_runs[-1]:,.0f}/s, ledger {APPEND_N / append_runs[-1]:,.0f}/s",
+              file=sys.stderr)
+    raw_s, append_s = min(raw_runs), min(append_runs)
     append_per_s, raw_per_s = APPEND_N / append_s, APPEND_N / raw_s
     print(f"ledger consumer: {APPEND_N} envelopes appended in {append_s:.2f} s = {append_per_s:,.0f}/s", file=sys.stderr)
     print(f"raw kombu + COPY: {APPEND_N} messages stored in {raw_s:.2f} s = {raw_per_s:,.0f}/s", file=sys.stderr)
