@@ -13,9 +13,19 @@ from zhuqi.runtime.outbox import OutboxRelay
 SERVICE = "registry"
 
 
-def build_application(config: Config, pool_size: int | None = None) -> RegistryApplication:
+KEYS = ("master", "phone_pepper", "event_store")
+
+
+def preflight(config: Config) -> None:
+    """Before the service starts: refuse keys that do not match the stored data (names the key)."""
     schema = config.service(SERVICE).schema
     db.ensure_schema(config.postgres_dsn, schema)
+    secrets.check_against_database(config, schema, KEYS)
+
+
+def build_application(config: Config, pool_size: int | None = None) -> RegistryApplication:
+    schema = config.service(SERVICE).schema
+    preflight(config)
     env = db.eventsourcing_env(
         config.postgres_dsn, schema, pool_size or config.raw["postgres"]["pool_size"],
         CIPHER_KEY=secrets.key_b64(config, "event_store"),

@@ -64,3 +64,19 @@ def test_unreachable_database_stops_start_up_naming_the_setting(tmp_path):
                             text=True, timeout=60)
     assert result.returncode == 2
     assert "setting postgres.dsn" in result.stderr and "cannot reach" in result.stderr
+
+
+def test_keys_that_do_not_match_the_stored_data_stop_start_up(stack_factory):
+    """A fresh secrets directory against an existing registry must not write beside unreadable data."""
+    stack = stack_factory()
+    stack.start("registry")
+    stack.stop("registry")
+    stack.env["ZHUQI_SECRETS__DIR"] = str(stack.tmp / "other-secrets")
+    result = subprocess.run([sys.executable, "-m", "zhuqi.runtime.host", "registry"], env=stack.env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "setting secrets.dir" in result.stderr and "key 'master'" in result.stderr
+    assert "restore that key" in result.stderr
+    # With the original keys it starts again.
+    stack.env["ZHUQI_SECRETS__DIR"] = str(stack.tmp / "secrets")
+    stack.start("registry")

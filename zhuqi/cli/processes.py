@@ -65,13 +65,13 @@ def _host_command(service: str, config_path: str | None) -> list[str]:
     return command + (["--config", config_path] if config_path else [])
 
 
-def start_service(config: config_module.Config, service: str, config_path: str | None) -> int:
+def start_service(config: config_module.Config, service: str, config_path: str | None) -> subprocess.Popen:
     run_dir = _run_dir(config)
     log_file = open(run_dir / f"{service}.log", "ab")
     process = subprocess.Popen(_host_command(service, config_path), stdout=log_file, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True)
     (run_dir / f"{service}.pid").write_text(str(process.pid))
-    return process.pid
+    return process
 
 
 def _print_health(config: config_module.Config, as_json: bool) -> bool:
@@ -101,13 +101,18 @@ def up(ctx: click.Context, as_json: bool, no_demo: bool) -> None:
     db.ensure_database(config.postgres_dsn)
     config_path = ctx.find_root().obj.get("config_path")
     for service in SERVICES:
+        process = None
         if health(config, service)["status"] == "down":
-            pid = start_service(config, service, config_path)
-            click.echo(f"started {service} (pid {pid}, log {_run_dir(config) / (service + '.log')})", err=True)
-        ok = wait_until(lambda: health(config, service)["status"] == "ok", timeout=90)
-        if not ok:
+            process = start_service(config, service, config_path)
+            click.echo(f"started {service} (pid {process.pid}, log {_run_dir(config) / (service + '.log')})", err=True)
+        # Stop waiting as soon as the process gives up (it says why in its log).
+        wait_until(lambda: health(config, service)["status"] == "ok" or (process and process.poll() is not None),
+                   timeout=90)
+        if health(config, service)["status"] != "ok":
             log = (_run_dir(config) / f"{service}.log").read_text(errors="replace")[-3000:]
-            raise click.ClickException(f"{service} did not become healthy within 90 s; its log ends:\n{log}")
+            state = f"exited with code {process.returncode}" if process and process.poll() is not None \
+                else "did not become healthy within 90 s"
+            raise click.ClickException(f"{service} {state}; its log ends:\n{log}")
     if not no_demo:
         from zhuqi.cli.demo import register_one_volunteer
 

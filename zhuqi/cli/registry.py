@@ -44,7 +44,12 @@ def import_file(ctx: click.Context, file: Path, kind: str | None, encoding: str 
         raise click.UsageError("cannot tell whether FILE lists volunteers or enterprises: pass --kind")
     from services.registry import bootstrap, imports
 
-    app = bootstrap.build_application(settings.load(ctx), pool_size=2)
+    from zhuqi.runtime.config import ConfigError
+
+    try:
+        app = bootstrap.build_application(settings.load(ctx), pool_size=2)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     bar = tqdm(total=0, unit="row", desc=f"importing {kind}", disable=as_json, leave=False)
 
     def progress(done: int, total: int) -> None:

@@ -40,6 +40,9 @@ def main(argv=None) -> int:
         logs.configure(args.service, config.raw["log"]["level"])
         config_module.check_reachable(config)
         db.ensure_database(config.postgres_dsn)
+        preflight = getattr(importlib.import_module(f"services.{args.service}.bootstrap"), "preflight", None)
+        if preflight is not None:
+            preflight(config)  # e.g. the keys match the data already stored
     except config_module.ConfigError as exc:
         print(f"zhuqi {args.service}: cannot start: {exc}", file=sys.stderr)
         return 2
