@@ -23,8 +23,9 @@ import orjson  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from services.ledger import merkle, store  # noqa: E402
-from services.ledger.entry import GENESIS_PREV, canonical_bytes, chain_hash, leaf_hash  # noqa: E402
+from services.ledger import store  # noqa: E402
+from services.ledger.domain import merkle  # noqa: E402
+from services.ledger.domain.entry import GENESIS_PREV, canonical_bytes, chain_hash, leaf_hash  # noqa: E402
 from services.ledger.replay import replay  # noqa: E402
 from services.ledger.verify import pg_rows, verify_postgres  # noqa: E402
 

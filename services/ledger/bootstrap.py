@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from services.ledger import store
-from services.ledger.checkpoint import Signer, generate_key, parse_signer_key
+from services.ledger.domain.checkpoint import Signer, generate_key, parse_signer_key
 from zhuqi.runtime import db
 from zhuqi.runtime.config import Config
 from zhuqi.runtime.envelope import Envelope

@@ -18,7 +18,7 @@ from typing import Callable
 
 import psycopg
 
-from .checkpoint import DEFAULT_ORIGIN, parse_unverified_checkpoint
+from .domain.checkpoint import DEFAULT_ORIGIN, parse_unverified_checkpoint
 from .store import DEFAULT_SCHEMA, ENTRY_COLUMNS, checkpoints
 from .verify import FETCH_BATCH, pg_rows
 

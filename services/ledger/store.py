@@ -26,9 +26,9 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from . import merkle
-from .checkpoint import DEFAULT_ORIGIN, Checkpoint, Signer, sign_checkpoint as sign_checkpoint_note
-from .entry import (
+from .domain import merkle
+from .domain.checkpoint import DEFAULT_ORIGIN, Checkpoint, Signer, sign_checkpoint as sign_checkpoint_note
+from .domain.entry import (
     FIELDS, GENESIS_PREV, SAFE_INT_MAX, EnvelopeError, canonical_bytes, chain_hash, columns_disagreement,
     entry_from_envelope, leaf_hash,
 )

@@ -45,11 +45,11 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from . import merkle
-from .checkpoint import (
+from .domain import merkle
+from .domain.checkpoint import (
     DEFAULT_ORIGIN, Checkpoint, NoteError, Verifier, open_checkpoint, parse_verifier_key,
 )
-from .entry import (
+from .domain.entry import (
     GENESIS_PREV, SAFE_INT_MAX, EnvelopeError, canonical_bytes, canonical_dict_bytes, columns_disagreement,
     service_of_source,
 )

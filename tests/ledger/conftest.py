@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 
 from services.ledger import store
-from services.ledger.checkpoint import parse_signer_key
+from services.ledger.domain.checkpoint import parse_signer_key
 
 ADMIN_DSN = os.environ.get("ZHUQI_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 WRITER_ROLE = store.DEFAULT_WRITER_ROLE
@@ -61,7 +61,7 @@ def writer():
 
 
 def signer():
-    from services.ledger.checkpoint import Signer, key_id
+    from services.ledger.domain.checkpoint import Signer, key_id
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     private = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat

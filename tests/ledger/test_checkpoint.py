@@ -8,7 +8,7 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from services.ledger.checkpoint import (
+from services.ledger.domain.checkpoint import (
     DEFAULT_ORIGIN, BadSignatureError, Checkpoint, MalformedKeyError, MalformedNoteError, UnknownKeyError,
     generate_key, open_checkpoint, open_note, parse_signer_key, parse_verifier_key, sign_checkpoint, sign_note,
 )

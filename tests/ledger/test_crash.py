@@ -9,7 +9,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from services.ledger.checkpoint import parse_signer_key
+from services.ledger.domain.checkpoint import parse_signer_key
 from services.ledger.verify import verify_postgres
 from tests.conftest import TEST_DSN, http, wait_for
 from tests.platform.events import volunteer_registered

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from services.ledger import merkle
-from services.ledger.checkpoint import DEFAULT_ORIGIN, Checkpoint, sign_checkpoint
-from services.ledger.entry import GENESIS_PREV, chain_hash, entry_canonical_bytes, entry_from_envelope, leaf_hash
+from services.ledger.domain import merkle
+from services.ledger.domain.checkpoint import DEFAULT_ORIGIN, Checkpoint, sign_checkpoint
+from services.ledger.domain.entry import GENESIS_PREV, chain_hash, entry_canonical_bytes, entry_from_envelope, leaf_hash
 
 from .conftest import signer
 

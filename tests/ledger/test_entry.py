@@ -6,7 +6,7 @@ import pytest
 import rfc8785
 from hypothesis import given, settings, strategies as st
 
-from services.ledger.entry import (
+from services.ledger.domain.entry import (
     GENESIS_PREV, SAFE_INT_MAX, EnvelopeError, Entry, canonical_dict_bytes, chain_hash,
     entry_canonical_bytes, entry_from_envelope, leaf_hash, service_of_source,
 )

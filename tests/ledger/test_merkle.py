@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.ledger import merkle
+from services.ledger.domain import merkle
 
 # A copy ships with the tests (Apache-2.0, see its LICENSE); the campaign's shared folder is the fallback.
 VECTORS = Path(__file__).resolve().parent / "vectors" / "rfc6962"

@@ -2,7 +2,7 @@
 
 One ledger process for the module, fed through the broker the way the
 registry's relay feeds it; every proof it serves is checked offline with
-services.ledger.merkle and services.ledger.verify, never trusted.
+services.ledger.domain.merkle and services.ledger.verify, never trusted.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
-from services.ledger import merkle
-from services.ledger.checkpoint import open_checkpoint, parse_verifier_key
-from services.ledger.entry import canonical_bytes
+from services.ledger.domain import merkle
+from services.ledger.domain.checkpoint import open_checkpoint, parse_verifier_key
+from services.ledger.domain.entry import canonical_bytes
 from services.ledger.verify import verify_bundle, verify_consistency_between
 from tests.conftest import REPO, TEST_DSN, Stack, http, wait_for
 from tests.platform.events import volunteer_registered

@@ -9,8 +9,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from services.ledger import merkle, store
-from services.ledger.entry import EnvelopeError
+from services.ledger import store
+from services.ledger.domain import merkle
+from services.ledger.domain.entry import EnvelopeError
 from services.ledger.verify import verify_bundle, verify_postgres
 
 from .conftest import drop_schema, envelope, make_schema, sample_envelopes, signer, writer_dsn

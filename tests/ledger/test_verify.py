@@ -13,9 +13,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from services.ledger import merkle, store
-from services.ledger.checkpoint import generate_key, sign_checkpoint, Checkpoint
-from services.ledger.entry import canonical_bytes
+from services.ledger import store
+from services.ledger.domain import merkle
+from services.ledger.domain.checkpoint import generate_key, sign_checkpoint, Checkpoint
+from services.ledger.domain.entry import canonical_bytes
 from services.ledger.export import export
 from services.ledger.verify import verify_consistency_between, verify_export, verify_postgres
 

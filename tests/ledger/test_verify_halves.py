@@ -2,8 +2,9 @@
 import hashlib
 import psycopg, pytest
 from psycopg import sql
-from services.ledger import merkle, store
-from services.ledger.entry import canonical_bytes
+from services.ledger import store
+from services.ledger.domain import merkle
+from services.ledger.domain.entry import canonical_bytes
 from services.ledger.export import export
 from services.ledger.verify import verify_postgres, verify_export
 from tests.ledger.conftest import ADMIN_DSN, sample_envelopes, signer

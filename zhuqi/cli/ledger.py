@@ -21,7 +21,7 @@ from services.ledger import export as export_mod
 from zhuqi.cli import settings
 from services.ledger import replay as replay_mod
 from services.ledger import store, verify as verify_mod
-from services.ledger.checkpoint import DEFAULT_ORIGIN, NoteError, generate_key, parse_signer_key
+from services.ledger.domain.checkpoint import DEFAULT_ORIGIN, NoteError, generate_key, parse_signer_key
 
 def default_dsn() -> str:
     return settings.load().postgres_dsn
