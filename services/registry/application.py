@@ -442,7 +442,8 @@ class RegistryApplication(Application[UUID]):
     def list_volunteers(self, *, unit: str | None = None, tag: str | None = None,
                         status: str | None = None, after: int = 0,
                         limit: int = 50) -> views.Page[dict[str, Any]]:
-        """Volunteers with personal fields decrypted (``None`` once erased)."""
+        """Volunteers with personal fields decrypted (``None`` once erased); phone and ID
+        numbers masked, as a listing shows many people at once (``get_volunteer`` has them whole)."""
         problems: list[Problem] = []
         if tag is not None:
             tags, problems = check_tags([tag], "tag")
@@ -458,7 +459,7 @@ class RegistryApplication(Application[UUID]):
             personal = (self.sealer.open(row["id"], key, row["sealed"])
                         if key is not None and row["sealed"] else None)
             items.append({"id": row["id"], "unit": row["unit"], "status": row["status"],
-                          **row["summary"], "personal": personal})
+                          **row["summary"], "personal": views.masked(personal)})
         return self._page_of(items, rows, limit)
 
     def list_teams(self, *, unit: str | None = None, after: int = 0,

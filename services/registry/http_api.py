@@ -82,7 +82,7 @@ def register_volunteer(app, body):
         "post": None, **body})))}
 
 
-@api.route("GET", "/volunteers", summary="Volunteers by unit, expertise tag and status, paginated.",
+@api.route("GET", "/volunteers", summary="Volunteers by unit, expertise tag and status, paginated (phone and ID numbers masked).",
            query={"unit": UNIT_Q, "tag": UNIT_Q, "status": UNIT_Q, **PAGING}, responses={200: PAGE},
            tags=["volunteers"])
 def list_volunteers(app, **query):

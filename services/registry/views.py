@@ -66,3 +66,17 @@ def reservation_row(r: Reservation) -> DirectoryRow:
     # Lets bulk commands learn in one query which keys are held or released.
     return DirectoryRow(id=r.id, kind="reservation", unit="-",
                         status="held" if r.held else "released", summary={})
+
+
+def masked(personal: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Personal fields for a listing: phone as 138****5678, ID number as 320582********1231."""
+    if personal is None:
+        return None
+    shown = dict(personal)
+    if shown.get("phone"):
+        phone = str(shown["phone"])
+        shown["phone"] = phone[:3] + "*" * max(len(phone) - 7, 0) + phone[-4:] if len(phone) > 7 else "*" * len(phone)
+    if shown.get("id_number"):
+        number = str(shown["id_number"])
+        shown["id_number"] = number[:6] + "*" * max(len(number) - 10, 0) + number[-4:] if len(number) > 10 else "*" * len(number)
+    return shown

@@ -181,3 +181,12 @@ def test_no_phone_in_raw_tables(app, schema):
                 assert phone.encode() not in blob, table
                 assert b"11010519491231002X" not in blob, table
                 assert "张明".encode() not in blob, table
+
+
+def test_listings_mask_phone_and_id_numbers(app):
+    vid = app.register_volunteer(registration(phone="139-0000-1234", id_number="11010519491231002X"))
+    listed = next(v for v in app.list_volunteers(limit=500).items if v["id"] == vid)
+    assert listed["personal"]["phone"] == "139****1234"
+    assert listed["personal"]["id_number"] == "110105********002X"
+    whole = app.get_volunteer(vid)["personal"]
+    assert whole["phone"] == "13900001234" and whole["id_number"] == "11010519491231002X"
