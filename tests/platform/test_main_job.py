@@ -28,7 +28,9 @@ def test_up_status_down(tmp_path):
 
         # Operations can scrape both services.
         for service, metric in (("registry", "zhuqi_outbox_backlog"), ("registry", "zhuqi_entrypoint_calls_total"),
-                                ("ledger", "zhuqi_inbox_messages_total")):
+                                ("ledger", "zhuqi_inbox_messages_total"),
+                                ("ledger", "zhuqi_inbox_batch_duration_seconds_bucket"),
+                                ("ledger", 'kind="event"')):
             code, body = http("GET", stack.url(service) + "/metrics")
             assert code == 200 and metric.encode() in body, f"{service} does not export {metric}"
 

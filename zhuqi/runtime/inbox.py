@@ -150,6 +150,7 @@ class InboxConsumer:
             metrics.INBOX_POSITION.labels(self.consumer, upstream).set(self.state.last_seen[upstream])
         self.state.applied += len(fresh)
         self.state.duplicates += taken - len(fresh)
+        metrics.ENTRYPOINT_CALLS.labels(self.consumer, "event", "inbox", "ok").inc(taken)
         metrics.INBOX_PROCESSED.labels(self.consumer, "applied").inc(len(fresh))
         if taken > len(fresh):
             metrics.INBOX_PROCESSED.labels(self.consumer, "duplicate").inc(taken - len(fresh))
@@ -171,6 +172,7 @@ class InboxConsumer:
                                    headers=headers, content_type=message.content_type or "application/octet-stream")
         self._dead_letters.wait_for_confirms(30)
         self.state.dead_lettered += 1
+        metrics.ENTRYPOINT_CALLS.labels(self.consumer, "event", "inbox", "error").inc()
         metrics.DEAD_LETTERED.labels(self.consumer, reason.split(":")[0]).inc()
         metrics.INBOX_PROCESSED.labels(self.consumer, "dead_lettered").inc()
         log.warning("message dead-lettered", extra={"consumer": self.consumer, "reason": reason,
@@ -178,6 +180,14 @@ class InboxConsumer:
 
     def settle(self, messages: list[kombu.Message]) -> None:
         """Apply or dead-letter every message of a batch (not yet acknowledged)."""
+        started, outcome = time.perf_counter(), "error"
+        try:
+            self._settle(messages)
+            outcome = "ok"
+        finally:
+            metrics.INBOX_BATCH_LATENCY.labels(self.consumer, outcome).observe(time.perf_counter() - started)
+
+    def _settle(self, messages: list[kombu.Message]) -> None:
         good: list[tuple[kombu.Message, Envelope]] = []
         for message in messages:
             try:

@@ -29,6 +29,10 @@ INBOX_POSITION = Gauge(
     "zhuqi_inbox_position", "Highest upstream notification id applied, per upstream service.", ["consumer", "upstream"]
 )
 INBOX_GAPS = Counter("zhuqi_inbox_gaps_total", "Upstream sequence gaps seen by a consumer.", ["consumer", "upstream"])
+INBOX_BATCH_LATENCY = Histogram(
+    "zhuqi_inbox_batch_duration_seconds", "Time to settle one batch (validate, track, apply, commit).",
+    ["consumer", "outcome"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 DEAD_LETTERED = Counter("zhuqi_dead_lettered_total", "Messages moved to a dead-letter queue.", ["consumer", "reason"])
 
 _KINDS = {"Rpc": "rpc", "HttpRequestHandler": "http", "EventHandler": "event"}
