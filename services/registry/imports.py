@@ -194,6 +194,17 @@ def _records(header: list[str], body: list[tuple[int, list[str]]],
                       for name, i in index.items()}) for number, cells in body]
 
 
+def _file_records(source: bytes | BinaryIO, filename: str, encoding: str | None,
+                  columns: dict[str, str]) -> tuple[list[tuple[int, dict[str, str]]], list[ImportProblem]]:
+    """The file's rows keyed by field, or the problems that stop reading it (encoding, format, header)."""
+    header, body, problems = _table(source, filename, encoding)
+    if not problems:
+        problems = _check_header(header, columns)
+    if problems:
+        return [], problems
+    return _records(header, body, columns), []
+
+
 def _map_problem(problem: Problem, row: int, columns: dict[str, str]) -> ImportProblem:
     by_field = {f: h for h, f in columns.items()}
     root = problem.field.split("[")[0].split(".")[0]
@@ -207,14 +218,11 @@ def parse_volunteers(source: bytes | BinaryIO, filename: str, encoding: str | No
     Domain rules (eligibility, tags, text limits...) are checked by the
     application during ``import_volunteers``, which maps them back to cells.
     """
-    header, body, problems = _table(source, filename, encoding)
-    if problems:
-        return [], problems
-    problems = _check_header(header, VOLUNTEER_COLUMNS)
+    records, problems = _file_records(source, filename, encoding, VOLUNTEER_COLUMNS)
     if problems:
         return [], problems
     rows = []
-    for number, rec in _records(header, body, VOLUNTEER_COLUMNS):
+    for number, rec in records:
         honours, error = _honours(rec["honours"])
         if error:
             problems.append(ImportProblem(number, "荣誉", rec["honours"], error))
@@ -230,14 +238,11 @@ def parse_volunteers(source: bytes | BinaryIO, filename: str, encoding: str | No
 
 def parse_enterprises(source: bytes | BinaryIO, filename: str, encoding: str | None = None
                       ) -> tuple[list[tuple[int, EnterpriseRegistration]], list[ImportProblem]]:
-    header, body, problems = _table(source, filename, encoding)
-    if problems:
-        return [], problems
-    problems = _check_header(header, ENTERPRISE_COLUMNS)
+    records, problems = _file_records(source, filename, encoding, ENTERPRISE_COLUMNS)
     if problems:
         return [], problems
     rows = []
-    for number, rec in _records(header, body, ENTERPRISE_COLUMNS):
+    for number, rec in records:
         values: dict[str, Any] = {}
         for column, key, table in (("企业规模", "size", SIZES), ("专精特新小巨人", "little_giant", FLAGS),
                                    ("是否建会", "unionised", FLAGS)):
